@@ -1,0 +1,40 @@
+# affect — `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export NO_ALBUMENTATIONS_UPDATE := 1
+export WANDB_MODE ?= offline
+export WANDB_SILENT := true
+export PYTHONHASHSEED := 0
+
+.PHONY: help install test test-fast lint demo bench clean
+
+help: ## list targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.11.0 torchvision==0.26.0 torchaudio==2.11.0
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv with the pinned stack (idempotent: a stamp file)
+
+test: $(STAMP) ## run the whole suite, slow smoke-training and DDP tests included
+	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP) ## the suite without `slow` tests
+	$(BIN)/python -m pytest -q -m "not slow"
+
+lint: $(STAMP) ## ruff
+	$(BIN)/ruff check affect tests benchmarks
+
+demo: $(STAMP) ## the main job on the embedded default: procedural corpora -> FaceBehaviorNet
+	$(BIN)/python -m affect.demo
+
+clean: ## remove the venv and run outputs
+	rm -rf $(VENV) runs wandb .pytest_cache

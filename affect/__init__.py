@@ -1,0 +1,1 @@
+"""affect: facial affect analysis in-the-wild (Kollias & Zafeiriou)."""

@@ -1,0 +1,154 @@
+"""The thin ``LightningDataModule`` every corpus module builds on.
+
+A corpus module (``affect/data/corpora/<slug>.py``) subclasses :class:`CorpusDataModule` and
+implements :meth:`make_manifest` by calling its native-layout parser. Everything else —
+optional task filtering, subject-independent validation splits, frame vs sequence samples,
+the prepared store — is here, once.
+
+Batch sizes are **per device** (under DDP each rank loads ``batch_size`` samples per step
+from its own shard of the data, via Lightning's automatic ``DistributedSampler``).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import lightning as L
+import pandas as pd
+from torch.utils.data import DataLoader, Dataset
+
+from affect.data.datasets import FrameDataset, SequenceDataset
+from affect.data.manifest import LoadReport, task_mask, validate_manifest
+from affect.data.splits import subject_split
+
+log = logging.getLogger(__name__)
+
+TASKS = ("va", "expr", "au")
+
+
+class CorpusDataModule(L.LightningDataModule):
+    """Frames (or fixed-length sequences) of one corpus, split into train / val / test.
+
+    Args:
+        root: the corpus's release folder, in its native layout.
+        batch_size: samples (or sequences) per device per step.
+        num_workers: DataLoader worker processes.
+        image_size: side of the square uint8 images handed to the model (paper: 96).
+        task: keep only rows annotated for this task ("va" | "expr" | "au"); None keeps all.
+        val_fraction: if > 0, hold out this fraction of the training rows, by subject, as the
+            validation split (for corpora without an official one, or to keep the official
+            validation set as a test set).
+        split_seed: seed of the subject-independent split.
+        sequence_length: if set, items are sequences of this many frames (video corpora only).
+        sequence_stride: start-to-start distance of sequences (default: ``sequence_length``).
+        store: a folder written by ``affect prepare``; if set, images come from its memory-mapped
+            shards instead of JPEG/PNG decoding.
+    """
+
+    corpus: str = ""
+
+    def __init__(
+        self,
+        root: str,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        image_size: int = 96,
+        task: str | None = None,
+        val_fraction: float = 0.0,
+        split_seed: int = 0,
+        sequence_length: int | None = None,
+        sequence_stride: int | None = None,
+        store: str | None = None,
+    ) -> None:
+        super().__init__()
+        if task is not None and task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS} or None, got {task!r}")
+        self.root = str(root)
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.image_size = image_size
+        self.task = task
+        self.val_fraction = val_fraction
+        self.split_seed = split_seed
+        self.sequence_length = sequence_length
+        self.sequence_stride = sequence_stride
+        self.store = store
+        self.report: LoadReport | None = None
+        self._manifest: pd.DataFrame | None = None
+        self.datasets: dict[str, Dataset] = {}
+
+    def make_manifest(self) -> tuple[pd.DataFrame, LoadReport]:
+        """Parse the native release under ``self.root`` (implemented by each corpus module)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement make_manifest()")
+
+    @property
+    def manifest(self) -> pd.DataFrame:
+        """The parsed, filtered and split manifest (parsed once, then cached)."""
+        if self._manifest is None:
+            if not Path(self.root).exists():
+                raise FileNotFoundError(f"{type(self).__name__}: corpus root {self.root} does not exist")
+            df, report = self.make_manifest()
+            df = validate_manifest(df)
+            if self.task is not None:
+                keep = task_mask(df, self.task)
+                if (~keep).any():
+                    report.skip(f"not annotated for task {self.task}", int((~keep).sum()))
+                    report.kept -= int((~keep).sum())
+                df = df[keep].reset_index(drop=True)
+            df = subject_split(df, self.val_fraction, seed=self.split_seed)
+            report.log()
+            self.report, self._manifest = report, df
+        return self._manifest
+
+    def dataset(self, split: str) -> Dataset:
+        """The dataset of one split ("train" | "val" | "test"); empty splits raise."""
+        if split not in self.datasets:
+            if self.store is not None:
+                self.datasets[split] = self._store_dataset(split)
+            else:
+                rows = self.manifest[self.manifest["split"] == split].reset_index(drop=True)
+                if rows.empty:
+                    have = sorted(self.manifest["split"].unique())
+                    raise ValueError(f"{type(self).__name__}: no {split!r} rows under {self.root} (splits: {have})")
+                if self.sequence_length:
+                    self.datasets[split] = SequenceDataset(
+                        rows, self.root, self.sequence_length, self.sequence_stride, self.image_size
+                    )
+                else:
+                    self.datasets[split] = FrameDataset(rows, self.root, self.image_size)
+        return self.datasets[split]
+
+    def _store_dataset(self, split: str) -> Dataset:
+        from affect.data import store
+
+        if self.sequence_length:
+            return store.StoreSequenceDataset(self.store, split, self.sequence_length, self.sequence_stride)
+        return store.StoreFrameDataset(self.store, split, task=self.task)
+
+    def has_split(self, split: str) -> bool:
+        return bool((self.manifest["split"] == split).any())
+
+    def dataloader(self, split: str, batch_size: int | None = None, shuffle: bool | None = None) -> DataLoader:
+        ds = self.dataset(split)
+        return DataLoader(
+            ds,
+            batch_size=batch_size or self.batch_size,
+            shuffle=(split == "train") if shuffle is None else shuffle,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            collate_fn=getattr(ds, "collate_fn", None),
+            drop_last=False,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self.dataloader("train")
+
+    def val_dataloader(self) -> DataLoader:
+        return self.dataloader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self.dataloader("test" if self.has_split("test") else "val")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self.test_dataloader()
