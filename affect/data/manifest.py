@@ -69,6 +69,8 @@ def validate_manifest(df: pd.DataFrame) -> pd.DataFrame:
     for col, default in _DEFAULTS.items():
         if col not in df.columns:
             df[col] = default
+        elif not (isinstance(default, float) and np.isnan(default)):
+            df[col] = df[col].fillna(default)  # rows built from dicts that lacked the key
     for col, dtype in _DTYPES.items():
         df[col] = df[col].astype(dtype)
     bad_split = ~df["split"].isin(SPLITS)

@@ -1,0 +1,154 @@
+"""MultiDomainDataModule: per-step composition, epoch alignment, DDP sharding (paper Fig. 4)."""
+
+from __future__ import annotations
+
+import lightning as L
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from affect.data.datamodule import CorpusDataModule
+from affect.data.manifest import LoadReport
+from affect.data.multidomain import MultiDomainDataModule
+
+
+class ToyCorpus(CorpusDataModule):
+    """Tiny PNG corpus: every row annotated for one task; frame id = global row id."""
+
+    corpus = "toy"
+
+    def __init__(self, root: str, n: int = 20, label_task: str = "va", offset: int = 0, **kwargs) -> None:
+        super().__init__(root, **kwargs)
+        self.n, self.label_task, self.offset = n, label_task, offset
+
+    def make_manifest(self):
+        rows = []
+        for i in range(self.n):
+            path = f"{self.label_task}_{i}.png"
+            if not (self.root_path / path).exists():
+                Image.fromarray(np.full((8, 8, 3), i % 255, np.uint8)).save(self.root_path / path)
+            row = {"path": path, "corpus": "toy", "subject": f"s{i % 5}", "frame": self.offset + i,
+                   "split": "train" if i < self.n - 4 else "val"}
+            if self.label_task == "va":
+                row.update(valence=0.1, arousal=-0.1)
+            elif self.label_task == "expr":
+                row.update(expr=i % 7)
+            else:
+                row.update(AU12=1.0, AU1=0.0)
+            rows.append(row)
+        report = LoadReport("toy")
+        report.kept = len(rows)
+        return pd.DataFrame(rows), report
+
+    @property
+    def root_path(self):
+        from pathlib import Path
+
+        return Path(self.root)
+
+
+def make_dm(tmp_path, sizes=(40, 26, 12), **kwargs) -> MultiDomainDataModule:
+    mods = {}
+    for (task, n), offset in zip(zip(("va", "au", "expr"), sizes), (0, 1000, 2000)):
+        (tmp_path / task).mkdir(exist_ok=True)
+        mods[task] = [ToyCorpus(str(tmp_path / task), n=n, label_task=task, offset=offset, image_size=8)]
+    return MultiDomainDataModule(**mods, **kwargs)
+
+
+def test_each_step_has_one_batch_per_domain_with_its_labels(tmp_path):
+    dm = make_dm(tmp_path, batch_sizes="fixed", va_batch_size=6, au_batch_size=4, expr_batch_size=2)
+    loader = dm.train_dataloader()
+    iter(loader)
+    batch, _, _ = next(iter(loader))
+    assert set(batch) == {"va", "au", "expr"}
+    assert batch["va"]["image"].shape == (6, 3, 8, 8) and batch["va"]["image"].dtype == torch.uint8
+    assert batch["au"]["image"].shape[0] == 4 and batch["expr"]["image"].shape[0] == 2
+    assert batch["va"]["va_mask"].all() and not batch["va"]["au_mask"].any()
+    assert batch["au"]["au_mask"].any(dim=1).all() and (batch["au"]["expr"] == -1).all()
+    assert (batch["expr"]["expr"] >= 0).all() and not batch["expr"]["va_mask"].any()
+
+
+def test_auto_batch_sizes_align_epochs(tmp_path):
+    # train sets: 36 / 22 / 8 rows -> proportional sizes; every domain needs the same number of steps
+    dm = make_dm(tmp_path, batch_sizes="auto", total_batch_size=33)
+    assert dm.batch_sizes == {"va": 18, "au": 11, "expr": 4}
+    steps = dm.steps_per_domain()
+    assert set(steps.values()) == {2}
+    loader = dm.train_dataloader()
+    iter(loader)
+    seen = {d: [] for d in dm.domains}
+    for batch, _, _ in loader:
+        for d in dm.domains:
+            seen[d].extend(batch[d]["frame"].tolist())
+    # one epoch visits every training image of every domain exactly once
+    assert sorted(seen["va"]) == list(range(0, 36))
+    assert sorted(seen["au"]) == list(range(1000, 1022))
+    assert sorted(seen["expr"]) == list(range(2000, 2008))
+
+
+def test_paper_batch_sizes_and_single_domain(tmp_path):
+    dm = make_dm(tmp_path)
+    assert dm.batch_sizes == {"va": 401, "au": 247, "expr": 103}
+    (tmp_path / "only").mkdir()
+    single = MultiDomainDataModule(expr=[ToyCorpus(str(tmp_path / "only"), n=10, label_task="expr", image_size=8)])
+    assert single.domains == ["expr"]
+    with pytest.raises(ValueError, match="at least one"):
+        MultiDomainDataModule()
+
+
+def test_wrong_task_for_domain_raises(tmp_path):
+    with pytest.raises(ValueError, match="task='au' but is listed under 'va'"):
+        MultiDomainDataModule(va=[ToyCorpus(str(tmp_path), task="au")])
+
+
+def test_validation_is_sequential_per_domain(tmp_path):
+    dm = make_dm(tmp_path, batch_sizes="fixed", va_batch_size=3, au_batch_size=3, expr_batch_size=3)
+    loader = dm.val_dataloader()
+    iter(loader)
+    per_idx: dict[int, list[int]] = {}
+    for batch, _, idx in loader:
+        per_idx.setdefault(idx, []).extend(batch["frame"].tolist())
+    expected = {"va": list(range(36, 40)), "au": list(range(1022, 1026)), "expr": list(range(2008, 2012))}
+    assert dm.domains == ["va", "expr", "au"]
+    assert per_idx == {i: expected[d] for i, d in enumerate(dm.domains)}
+
+
+class Recorder(L.LightningModule):
+    """Records the frame ids every rank trains on (written to a file per rank)."""
+
+    def __init__(self, out: str) -> None:
+        super().__init__()
+        self.layer = torch.nn.Linear(1, 1)
+        self.out = out
+        self.seen: list[tuple[str, int]] = []
+
+    def training_step(self, batch, batch_idx):
+        for d, b in batch.items():
+            self.seen.extend((d, int(f)) for f in b["frame"])
+        return self.layer(torch.ones(1, 1)).sum()
+
+    def on_train_end(self) -> None:
+        pd.DataFrame(self.seen, columns=["domain", "frame"]).to_csv(f"{self.out}/rank{self.global_rank}.csv")
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.0)
+
+
+@pytest.mark.ddp
+@pytest.mark.slow
+def test_ddp_ranks_see_disjoint_samples(tmp_path):
+    dm = make_dm(tmp_path, batch_sizes="fixed", va_batch_size=6, au_batch_size=4, expr_batch_size=2)
+    trainer = L.Trainer(
+        accelerator="cpu", devices=2, strategy="ddp_spawn", max_epochs=1, logger=False,
+        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        limit_val_batches=0,
+    )
+    trainer.fit(Recorder(str(tmp_path)), datamodule=dm)
+    ranks = [pd.read_csv(tmp_path / f"rank{r}.csv") for r in (0, 1)]
+    for domain, n_train, offset in (("va", 36, 0), ("au", 22, 1000), ("expr", 8, 2000)):
+        sets = [set(r.loc[r["domain"] == domain, "frame"]) for r in ranks]
+        assert sets[0] and sets[1]
+        assert not sets[0] & sets[1], f"{domain}: ranks overlap"
+        assert sets[0] | sets[1] == set(range(offset, offset + n_train)), domain
