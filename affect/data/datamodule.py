@@ -12,6 +12,7 @@ from its own shard of the data, via Lightning's automatic ``DistributedSampler``
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import lightning as L
@@ -25,13 +26,32 @@ from affect.data.splits import subject_split
 log = logging.getLogger(__name__)
 
 TASKS = ("va", "expr", "au")
+DATA_ENV = "AFFECT_DATA"
+
+
+def resolve_root(root: str) -> str:
+    """Expand environment variables in a corpus root; an unset variable is a clear error.
+
+    >>> import os; os.environ["AFFECT_DATA"] = "/corpora"
+    >>> resolve_root("${AFFECT_DATA}/RAF-DB")
+    '/corpora/RAF-DB'
+    """
+    expanded = os.path.expandvars(str(root))
+    if "$" in expanded:
+        raise ValueError(
+            f"corpus root {root!r} names an unset environment variable; set {DATA_ENV} to the folder "
+            "that holds your corpora (see README, 'Where the corpora live')"
+        )
+    return expanded
 
 
 class CorpusDataModule(L.LightningDataModule):
     """Frames (or fixed-length sequences) of one corpus, split into train / val / test.
 
     Args:
-        root: the corpus's release folder, in its native layout.
+        root: the corpus's release folder, in its native layout. Environment variables are
+            expanded, so configs write ``${AFFECT_DATA}/Aff-Wild2``: ``AFFECT_DATA`` is the one
+            place where corpus locations are set.
         batch_size: samples (or sequences) per device per step.
         num_workers: DataLoader worker processes.
         image_size: side of the square uint8 images handed to the model (paper: 96).
@@ -64,7 +84,7 @@ class CorpusDataModule(L.LightningDataModule):
         super().__init__()
         if task is not None and task not in TASKS:
             raise ValueError(f"task must be one of {TASKS} or None, got {task!r}")
-        self.root = str(root)
+        self.root = resolve_root(root)
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.image_size = image_size
