@@ -1,0 +1,268 @@
+"""The multi-task objective ``L_MT`` (paper eq. 7) with FaceBehaviorNet's coupling losses (VI-B).
+
+``L_MT = L_Emo + lambda_au L_AU + lambda_va L_VA + lambda_dm L_DM + lambda_soft L_soft``
+
+where the first three terms are eq. 7 (eq. 4-6 for MT-VGG, all lambdas 1) and the last two are
+switched on by ``distribution_matching`` (eq. 8-9) and ``soft_co_annotation`` (VI-B.3);
+``co_annotation`` (VI-B.1) rewrites the EXPR/AU targets before ``L_Emo`` and ``L_AU``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from affect.labels import AU_SET, EXPR_IGNORE
+from affect.losses.coupling import (
+    DMGrad,
+    co_annotate_tables,
+    distribution_matching_loss,
+    relatedness_tables,
+    soft_co_annotation_loss,
+    soft_co_annotation_targets_tables,
+)
+from affect.losses.task import au_bce_loss, ccc_loss, expr_ce_loss, upcast
+
+__all__ = ["MultiTaskLoss", "flatten_frames"]
+
+OUTPUT_KEYS = ("va", "expr", "au")
+TARGET_KEYS = ("va", "va_mask", "expr", "au", "au_mask")
+
+
+def flatten_frames(outputs: Mapping[str, Tensor], batch: Mapping) -> tuple[dict[str, Tensor], dict]:
+    """Turn sequence outputs/targets ``[B, T, ...]`` into frame rows ``[M, ...]`` of the valid frames.
+
+    Valid frames are ``batch["frame_mask"]`` (bool ``[B, T]``, False = padding); without it,
+    ``[B, T, C]`` outputs keep every frame. Frame batches (``[B, C]`` outputs) pass through.
+    """
+    present = {k: outputs[k] for k in OUTPUT_KEYS if outputs.get(k) is not None}
+    frame_mask = batch.get("frame_mask")
+    if frame_mask is None:
+        seq = [k for k, v in present.items() if v.ndim == 3]
+        if not seq:
+            return present, dict(batch)
+        frame_mask = torch.ones(present[seq[0]].shape[:2], dtype=torch.bool, device=present[seq[0]].device)
+    frame_mask = frame_mask.bool()
+    out = {}
+    for k, v in present.items():
+        if v.ndim != 3 or v.shape[:2] != frame_mask.shape:
+            raise ValueError(
+                f"sequence batch: output {k!r} has shape {tuple(v.shape)}, expected [B, T, C] with "
+                f"[B, T] = {tuple(frame_mask.shape)} (frame_mask)"
+            )
+        out[k] = v[frame_mask]
+    flat = dict(batch)
+    for k in TARGET_KEYS:
+        v = batch.get(k)
+        if v is None:
+            continue
+        if v.shape[:2] != frame_mask.shape:
+            raise ValueError(
+                f"sequence batch: target {k!r} has shape {tuple(v.shape)}, expected [B, T, ...] = {tuple(frame_mask.shape)}"
+            )
+        flat[k] = v[frame_mask]
+    return out, flat
+
+
+def _target_with_mask(batch: Mapping, key: str, n: int, width: int, like: Tensor) -> tuple[Tensor, Tensor]:
+    """``(target [n, width], mask [n, width] bool)``; absent target -> nothing annotated.
+
+    An absent ``<key>_mask`` means "annotated where the target is finite".
+    """
+    target = batch.get(key)
+    if target is None:
+        return like.new_zeros(n, width), torch.zeros(n, width, dtype=torch.bool, device=like.device)
+    target = target.to(like.device)
+    if target.shape != (n, width):
+        raise ValueError(
+            f"batch[{key!r}] has shape {tuple(target.shape)}, expected {(n, width)} to match the outputs"
+        )
+    mask = batch.get(f"{key}_mask")
+    mask = torch.isfinite(target) if mask is None else mask.to(like.device).bool()
+    return target, mask
+
+
+class MultiTaskLoss(nn.Module):
+    """``L_MT`` of eq. 7 plus the coupling losses of Sec. VI-B, over one (concatenated) batch.
+
+    ``forward(outputs, batch)`` returns a dict with ``"loss"`` (the weighted total) and one
+    *unweighted* entry per active term: ``"expr"`` (:func:`expr_ce_loss`), ``"au"``
+    (:func:`au_bce_loss`), ``"va"`` (:func:`ccc_loss`) for every head present in ``outputs``,
+    plus ``"dm"`` and ``"soft"`` when switched on. A term whose targets are absent from the batch
+    (e.g. an EXPR-only batch) or all masked is exactly 0 and connected to the graph, never NaN.
+    Sequence outputs ``[B, T, ...]`` are flattened to the valid frames (``batch["frame_mask"]``).
+
+    Args:
+        lambda_au, lambda_va: eq. 7's lambda_1, lambda_2 (``L_Emo`` has weight 1).
+        relatedness: ``"du2014"``, ``"affwild2"`` or a relatedness JSON path (Table V);
+            ``None`` is allowed only with every coupling off. Loaded once, into buffers.
+        co_annotation: VI-B.1, applied to the targets before ``L_Emo`` / ``L_AU``
+            (:func:`~affect.losses.coupling.co_annotate`).
+        distribution_matching: VI-B.2, eq. 8-9, over every sample (valid frame) in the batch.
+        soft_co_annotation: VI-B.3, soft emotion labels from the batch's *real* AU annotations
+            (before co-annotation), on every sample with annotated related AUs.
+        lambda_dm, lambda_soft: weights of the two coupling terms (the paper gives none: 1).
+        reweight: observational AUs weighted by ``w`` in co-annotation and soft co-annotation.
+        au_set: the model's AU set (its AU head's order); 17 AUs by default.
+        dm_grad: which side ``L_DM`` trains: ``"both"`` (default), ``"au"`` or ``"expr"``.
+        dm_binary: add the complement term ``(1-p) log(1-q)`` to eq. 9 (default: as printed).
+        dm_kl: subtract p's entropy, i.e. footnote 4's ``KL(p||q)`` (only the AU side's gradient changes).
+        weighted_dm: eq. 8 with footnote 3's weights ``w`` instead of the 0/1 table (default 0/1).
+        neutral_score: Neutral's soft co-annotation score (``None`` = excluded); default 0.0.
+        soft_temperature: softmax temperature of soft co-annotation (default 1).
+        ccc_eps, dm_eps: numerical guards of the CCC denominator and of ``log q``.
+
+    >>> import torch
+    >>> loss = MultiTaskLoss(relatedness=None)
+    >>> outputs = {"va": torch.zeros(2, 2), "expr": torch.zeros(2, 7, requires_grad=True), "au": torch.zeros(2, 17)}
+    >>> out = loss(outputs, {"expr": torch.tensor([0, -1])})   # an EXPR-only batch
+    >>> sorted(out), round(out["loss"].item(), 4), out["au"].item()
+    (['au', 'expr', 'loss', 'va'], 1.9459, 0.0)
+    """
+
+    def __init__(
+        self,
+        lambda_au: float = 1.0,
+        lambda_va: float = 1.0,
+        relatedness: str | None = "du2014",
+        co_annotation: bool = False,
+        distribution_matching: bool = False,
+        soft_co_annotation: bool = False,
+        lambda_dm: float = 1.0,
+        lambda_soft: float = 1.0,
+        reweight: bool = True,
+        au_set: Sequence[int] = AU_SET,
+        dm_grad: DMGrad = "both",
+        dm_binary: bool = False,
+        dm_kl: bool = False,
+        weighted_dm: bool = False,
+        neutral_score: float | None = 0.0,
+        soft_temperature: float = 1.0,
+        ccc_eps: float = 1e-8,
+        dm_eps: float = 1e-6,
+    ) -> None:
+        super().__init__()
+        for name, value in (
+            ("lambda_au", lambda_au),
+            ("lambda_va", lambda_va),
+            ("lambda_dm", lambda_dm),
+            ("lambda_soft", lambda_soft),
+        ):
+            if value < 0:
+                raise ValueError(f"{name} must be >= 0, got {value}")
+        if dm_grad not in ("both", "au", "expr"):
+            raise ValueError(f"dm_grad must be 'both', 'au' or 'expr', got {dm_grad!r}")
+        if soft_temperature <= 0:
+            raise ValueError(f"soft_temperature must be > 0, got {soft_temperature}")
+        self.lambda_au, self.lambda_va = float(lambda_au), float(lambda_va)
+        self.lambda_dm, self.lambda_soft = float(lambda_dm), float(lambda_soft)
+        self.co_annotation = co_annotation
+        self.distribution_matching = distribution_matching
+        self.soft_co_annotation = soft_co_annotation
+        self.reweight = reweight
+        self.au_set = tuple(int(a) for a in au_set)
+        self.dm_grad: DMGrad = dm_grad
+        self.dm_binary, self.dm_kl, self.weighted_dm = dm_binary, dm_kl, weighted_dm
+        self.neutral_score = neutral_score
+        self.soft_temperature = float(soft_temperature)
+        self.ccc_eps, self.dm_eps = ccc_eps, dm_eps
+        self.relatedness_name = relatedness
+        if self.coupled:
+            if relatedness is None:
+                raise ValueError(
+                    "relatedness=None but a coupling loss is on (co_annotation / distribution_matching / "
+                    "soft_co_annotation); give 'du2014', 'affwild2' or a relatedness JSON path"
+                )
+            related, weights = relatedness_tables(relatedness, self.au_set)
+            # Non-persistent: derived from the config, not learned; .to(device) moves them.
+            self.register_buffer("related", related, persistent=False)
+            self.register_buffer("weights", weights, persistent=False)
+
+    @property
+    def coupled(self) -> bool:
+        """Whether any coupling loss (which needs the relatedness tables) is on."""
+        return self.co_annotation or self.distribution_matching or self.soft_co_annotation
+
+    def extra_repr(self) -> str:
+        on = [n for n in ("co_annotation", "distribution_matching", "soft_co_annotation") if getattr(self, n)]
+        return (
+            f"lambda_au={self.lambda_au}, lambda_va={self.lambda_va}, relatedness={self.relatedness_name!r}, "
+            f"coupling={on}, num_aus={len(self.au_set)}"
+        )
+
+    def forward(self, outputs: Mapping[str, Tensor], batch: Mapping) -> dict[str, Tensor]:
+        """Loss terms of one batch; see the class docstring."""
+        out, batch = flatten_frames(outputs, batch)
+        if not out:
+            raise ValueError(f"MultiTaskLoss: outputs hold none of {OUTPUT_KEYS}; got {sorted(outputs)}")
+        if self.coupled and ("expr" not in out or "au" not in out):
+            raise ValueError("MultiTaskLoss: the coupling losses need both 'expr' and 'au' outputs")
+        ref = next(iter(out.values()))
+        n = ref.shape[0]
+        terms: dict[str, Tensor] = {}
+
+        if "expr" in out:
+            expr_t = batch.get("expr")
+            expr_t = (
+                torch.full((n,), EXPR_IGNORE, dtype=torch.long, device=ref.device)
+                if expr_t is None
+                else expr_t.to(ref.device).long()
+            )
+            if expr_t.shape != (n,):
+                raise ValueError(f"batch['expr'] has shape {tuple(expr_t.shape)}, expected {(n,)}")
+        if "au" in out:
+            if out["au"].shape[1] != len(self.au_set):
+                raise ValueError(
+                    f"AU head has {out['au'].shape[1]} outputs but au_set has {len(self.au_set)} AUs {self.au_set}"
+                )
+            au_t, au_m = _target_with_mask(batch, "au", n, out["au"].shape[1], out["au"])
+            au_w = au_m.to(upcast(out["au"]).dtype)
+
+        if self.soft_co_annotation:  # from the real AU labels, before co-annotation
+            soft, valid = soft_co_annotation_targets_tables(
+                au_t,
+                au_m,
+                self.related,
+                self.weights,
+                reweight=self.reweight,
+                neutral_score=self.neutral_score,
+                temperature=self.soft_temperature,
+            )
+        if self.co_annotation:
+            expr_t, au_t, au_w = co_annotate_tables(
+                expr_t, au_t, au_w, self.related, self.weights, reweight=self.reweight
+            )
+
+        total = None
+        if "expr" in out:
+            terms["expr"] = expr_ce_loss(out["expr"], expr_t)
+            total = terms["expr"]
+        if "au" in out:
+            terms["au"] = au_bce_loss(out["au"], au_t, au_w)
+            total = self._add(total, self.lambda_au, terms["au"])
+        if "va" in out:
+            va_t, va_m = _target_with_mask(batch, "va", n, out["va"].shape[1], out["va"])
+            terms["va"] = ccc_loss(out["va"], va_t, va_m, eps=self.ccc_eps)
+            total = self._add(total, self.lambda_va, terms["va"])
+        if self.distribution_matching:
+            table = self.weights if self.weighted_dm else self.related
+            terms["dm"] = distribution_matching_loss(
+                out["expr"],
+                out["au"],
+                table,
+                dm_grad=self.dm_grad,
+                binary=self.dm_binary,
+                kl=self.dm_kl,
+                eps=self.dm_eps,
+            )
+            total = self._add(total, self.lambda_dm, terms["dm"])
+        if self.soft_co_annotation:
+            terms["soft"] = soft_co_annotation_loss(out["expr"], soft, valid)
+            total = self._add(total, self.lambda_soft, terms["soft"])
+        return {"loss": total, **terms}
+
+    @staticmethod
+    def _add(total: Tensor | None, weight: float, term: Tensor) -> Tensor:
+        return weight * term if total is None else total + weight * term
