@@ -56,7 +56,8 @@ _DTYPES = {
 
 def manifest_from_records(records: Iterable[Mapping[str, object]]) -> pd.DataFrame:
     """Build a validated manifest from dict rows; missing label columns get their "absent" value."""
-    df = pd.DataFrame.from_records(list(records))
+    records = list(records)
+    df = pd.DataFrame.from_records(records) if records else pd.DataFrame(columns=["path", "corpus"])
     return validate_manifest(df)
 
 

@@ -1,0 +1,286 @@
+"""AffectNet (Mollahosseini, Hasani & Mahoor 2017) in its native release layouts.
+
+The paper trains on AffectNet's manually annotated part for VA and EXPR (Sec. III, Tables
+VIII-IX). Two releases exist; :func:`make_affectnet_manifest` detects which one is under
+``root`` (``data_cards/affectnet.md``):
+
+1. **CSV release** (2017)::
+
+       Manually_Annotated_file_lists/training.csv     -> split "train"
+       Manually_Annotated_file_lists/validation.csv   -> split "val"
+       Manually_Annotated_Images/<subDirectory_filePath>
+
+   header ``subDirectory_filePath,face_x,face_y,face_width,face_height,facial_landmarks,
+   expression,valence,arousal``; landmarks ``x;y;...`` (68 points, original-image pixels);
+   expression 0-10 (``labels.AFFECTNET_EXPR_ORDER``); valence/arousal in [-1, 1], -2 = invalid.
+   A file without the header line (some copies of ``validation.csv``) is read as data.
+
+2. **NPY release** (later, pre-cropped faces)::
+
+       {train_set,val_set}/images/<n>.jpg
+       {train_set,val_set}/annotations/<n>_{exp,val,aro,lnd}.npy
+
+   ``exp`` holds the class id (0-7, stored as a numpy string or int), ``val``/``aro`` one float
+   each, ``lnd`` 136 floats (x, y interleaved). ``lnd`` is optional.
+
+Label rules (both releases):
+
+- expression 0-6 -> canonical EXPR (``labels.map_expr``); 7 Contempt, 8 None, 9 Uncertain ->
+  EXPR -1, counted, the row kept if its VA is valid (else dropped, counted);
+- 10 No-Face -> row dropped (counted): the box does not hold a face, so its VA is meaningless;
+- valence / arousal -2 (or any non-finite value) -> NaN, counted per dimension;
+- no AU annotation: AU columns stay NaN.
+
+AffectNet's test set is not public: report on the official validation set, either as ``val``
+(the DataModule's ``test_dataloader`` falls back to ``val``) or, with ``val_as_test=True``, as
+``test`` while ``val_fraction`` holds out a validation part of ``train`` (per image: AffectNet
+ships no subject ids).
+
+>>> _parse_landmarks("1;2;" * 68).shape
+(68, 2)
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from affect.data.datamodule import CorpusDataModule
+from affect.data.manifest import LoadReport, manifest_from_records, validate_manifest
+from affect.labels import AFFECTNET_EXPR_NAMES, AFFECTNET_EXPR_ORDER, expr_index
+
+CORPUS = "affectnet"
+CSV_DIR = "Manually_Annotated_file_lists"
+CSV_IMAGES = "Manually_Annotated_Images"
+CSV_FILES = {"train": "training.csv", "val": "validation.csv"}
+CSV_HEADER = (
+    "subDirectory_filePath", "face_x", "face_y", "face_width", "face_height",
+    "facial_landmarks", "expression", "valence", "arousal",
+)
+NPY_SETS = {"train": "train_set", "val": "val_set"}
+VA_INVALID = -2.0
+NO_FACE = 10
+RELEASES = ("csv", "npy")
+
+
+def detect_release(root: str | Path) -> str:
+    """``"csv"`` or ``"npy"``: which AffectNet release lies under ``root``."""
+    root = Path(root)
+    if (root / CSV_DIR).is_dir():
+        return "csv"
+    if any((root / d).is_dir() for d in NPY_SETS.values()):
+        return "npy"
+    raise FileNotFoundError(
+        f"no AffectNet release under {root}: expected {root / CSV_DIR}/ (CSV release) "
+        f"or {root / NPY_SETS['train']}/ and {root / NPY_SETS['val']}/ (NPY release)"
+    )
+
+
+def _parse_landmarks(text: str) -> np.ndarray:
+    fields = text.strip().strip(";").split(";")
+    if len(fields) != 136:
+        raise ValueError(f"expected 136 landmark values (68 x;y pairs), found {len(fields)}")
+    return np.array(fields, dtype=np.float32).reshape(68, 2)  # C-level str -> float; bad text raises
+
+
+def _labels(
+    expression: int, valence: float, arousal: float, where: str, report: LoadReport, notes: list[str]
+) -> dict | None:
+    """Canonical labels of one annotation, or None (dropped, counted) for unusable ones.
+
+    Label-level drops of a row that is kept (Contempt's EXPR label, a -2 VA dimension) are
+    appended to ``notes``; the caller records them only if the row reaches the manifest.
+    """
+    if expression not in AFFECTNET_EXPR_ORDER:
+        raise ValueError(f"expression {expression} is not in 0..10")
+    for name, value in (("valence", valence), ("arousal", arousal)):
+        if math.isfinite(value) and value != VA_INVALID and abs(value) > 1.0 + 1e-6:
+            raise ValueError(f"{name} {value} is outside [-1, 1] and not the sentinel -2")
+    if expression == NO_FACE:
+        report.skip("expression 10 No-Face (row dropped)", example=where)
+        return None
+    va = [v if (math.isfinite(v) and v != VA_INVALID) else math.nan for v in (valence, arousal)]
+    canonical = AFFECTNET_EXPR_ORDER[expression]
+    if canonical is None:
+        name = AFFECTNET_EXPR_NAMES[expression]
+        if all(math.isnan(v) for v in va):
+            report.skip(f"expression {expression} {name} without valid VA (row dropped)", example=where)
+            return None
+        notes.append(f"expression {expression} {name} (EXPR label dropped, row kept for VA)")
+    for name, v in zip(("valence", "arousal"), va, strict=True):
+        if math.isnan(v):
+            notes.append(f"{name} -2 invalid (dimension masked, row kept)")
+    return {
+        "expr": expr_index(canonical) if canonical is not None else -1,
+        "valence": va[0],
+        "arousal": va[1],
+    }
+
+
+def _read_csv_release(root: Path, require_images: bool, report: LoadReport) -> list[dict]:
+    records: list[dict] = []
+    for split, name in CSV_FILES.items():
+        path = root / CSV_DIR / name
+        if not path.is_file():
+            raise FileNotFoundError(f"AffectNet annotation file {path} is missing (expected {CSV_DIR}/{name})")
+        with open(path, newline="", encoding="utf-8") as f:
+            for lineno, row in enumerate(csv.reader(f), start=1):
+                where = f"{CSV_DIR}/{name}:{lineno}"
+                if not row or all(not c.strip() for c in row):
+                    continue
+                if lineno == 1 and row[0].strip() == CSV_HEADER[0]:
+                    if tuple(c.strip() for c in row) != CSV_HEADER:
+                        raise ValueError(f"{path}: unexpected header {row}; expected {list(CSV_HEADER)}")
+                    continue
+                try:
+                    if len(row) != len(CSV_HEADER):
+                        raise ValueError(f"{len(row)} fields, expected {len(CSV_HEADER)}")
+                    rel, x, y, w, h, lms, expression, valence, arousal = row
+                    box = [float(x), float(y), float(w), float(h)]
+                    landmarks = _parse_landmarks(lms) if lms.strip() else None
+                    notes: list[str] = []
+                    labels = _labels(int(expression), float(valence), float(arousal), where, report, notes)
+                except ValueError as err:
+                    report.skip("malformed line", example=f"{where}: {err}")
+                    continue
+                if labels is None:
+                    continue
+                image = f"{CSV_IMAGES}/{rel.strip()}"
+                if require_images and not (root / image).is_file():
+                    report.skip("missing image", example=image)
+                    continue
+                _keep(report, notes, where)
+                records.append({
+                    "path": image, "corpus": CORPUS, "split": split, **labels, "landmarks": landmarks,
+                    "box_x": box[0], "box_y": box[1], "box_w": box[2], "box_h": box[3],
+                })
+    return records
+
+
+def _keep(report: LoadReport, notes: list[str], where: str) -> None:
+    """Count a row that reaches the manifest, with its label-level drops (reasons ending "row kept")."""
+    report.kept += 1
+    for note in notes:
+        report.skip(note, example=where)
+
+
+def _npy_value(path: Path) -> str:
+    value = np.load(path, allow_pickle=False)
+    return str(np.asarray(value).reshape(-1)[0]) if np.asarray(value).size else ""
+
+
+def _read_npy_release(root: Path, require_images: bool, report: LoadReport) -> list[dict]:
+    records: list[dict] = []
+    for split, folder in NPY_SETS.items():
+        ann_dir = root / folder / "annotations"
+        if not (root / folder).is_dir():
+            report.skip(f"split folder {folder}/ absent", example=str(root / folder))
+            continue
+        if not ann_dir.is_dir():
+            raise FileNotFoundError(f"AffectNet annotation folder {ann_dir} is missing")
+        ids = sorted((p.name[: -len("_exp.npy")] for p in ann_dir.glob("*_exp.npy")), key=_natural)
+        for n in ids:
+            where = f"{folder}/annotations/{n}_exp.npy"
+            missing = [k for k in ("val", "aro") if not (ann_dir / f"{n}_{k}.npy").is_file()]
+            if missing:
+                report.skip("missing annotation file", example=f"{folder}/annotations/{n}_{missing[0]}.npy")
+                continue
+            try:
+                expression = int(float(_npy_value(ann_dir / f"{n}_exp.npy")))
+                valence = float(_npy_value(ann_dir / f"{n}_val.npy"))
+                arousal = float(_npy_value(ann_dir / f"{n}_aro.npy"))
+                lnd_path = ann_dir / f"{n}_lnd.npy"
+                landmarks = None
+                if lnd_path.is_file():
+                    raw = np.asarray(np.load(lnd_path, allow_pickle=False)).astype(np.float32).reshape(-1)
+                    if raw.size != 136:
+                        raise ValueError(f"{n}_lnd.npy holds {raw.size} values, expected 136")
+                    landmarks = raw.reshape(68, 2)
+                notes: list[str] = []
+                labels = _labels(expression, valence, arousal, where, report, notes)
+            except ValueError as err:
+                report.skip("malformed annotation", example=f"{where}: {err}")
+                continue
+            if labels is None:
+                continue
+            image = f"{folder}/images/{n}.jpg"
+            if require_images and not (root / image).is_file():
+                report.skip("missing image", example=image)
+                continue
+            _keep(report, notes, where)
+            records.append({"path": image, "corpus": CORPUS, "split": split, **labels, "landmarks": landmarks})
+    return records
+
+
+def _natural(name: str) -> tuple:
+    return (0, int(name), "") if name.isdigit() else (1, 0, name)
+
+
+def make_affectnet_manifest(
+    root: str | Path, release: str | None = None, require_images: bool = True, val_as_test: bool = False
+) -> tuple[pd.DataFrame, LoadReport]:
+    """Parse an AffectNet release folder into a manifest (see the module docstring for the rules).
+
+    Args:
+        root: the AffectNet folder.
+        release: ``"csv"`` | ``"npy"``; None detects it (:func:`detect_release`).
+        require_images: skip (and count as "missing image") rows whose image file is absent;
+            False parses the labels alone.
+        val_as_test: label the official validation rows ``test`` (the usual protocol, since the
+            official test set is private), so that ``val_fraction`` can carve a clean
+            validation split out of ``train``.
+
+    Returns:
+        The manifest (with ``landmarks`` and, for the CSV release, ``box_*`` columns) and the
+        load report. ``report.kept`` equals the number of rows; label-level drops of kept rows
+        (reasons ending "row kept") are listed among the skip reasons too, so ``n_skipped``
+        counts dropped rows plus dropped labels.
+    """
+    root = Path(root)
+    release = release or detect_release(root)
+    if release not in RELEASES:
+        raise ValueError(f"release must be one of {RELEASES} or None, got {release!r}")
+    report = LoadReport(CORPUS)
+    read = _read_csv_release if release == "csv" else _read_npy_release
+    records = read(root, require_images, report)
+    if val_as_test:
+        for record in records:
+            if record["split"] == "val":
+                record["split"] = "test"
+    if records:
+        df = manifest_from_records(records)
+    else:
+        df = validate_manifest(pd.DataFrame(columns=["path", "corpus"]))
+    return df, report
+
+
+class AffectNetDataModule(CorpusDataModule):
+    """AffectNet (VA + EXPR); ``val`` doubles as the test split (the official test set is private).
+
+    Args:
+        root: the AffectNet folder (CSV or NPY release).
+        release: ``"csv"`` | ``"npy"`` | None (auto-detect).
+        require_images: count rows whose image is absent as skipped (True) or keep them (False).
+        val_as_test: the official validation set becomes the ``test`` split (pair it with
+            ``val_fraction`` > 0 for model selection on a held-out part of ``train``).
+        **kwargs: :class:`~affect.data.datamodule.CorpusDataModule` arguments.
+    """
+
+    corpus = CORPUS
+
+    def __init__(
+        self, root: str, release: str | None = None, require_images: bool = True, val_as_test: bool = False, **kwargs
+    ) -> None:
+        super().__init__(root, **kwargs)
+        if release is not None and release not in RELEASES:
+            raise ValueError(f"release must be one of {RELEASES} or None, got {release!r}")
+        self.release = release
+        self.require_images = require_images
+        self.val_as_test = val_as_test
+
+    def make_manifest(self) -> tuple[pd.DataFrame, LoadReport]:
+        return make_affectnet_manifest(self.root, self.release, self.require_images, self.val_as_test)
