@@ -1,0 +1,305 @@
+"""AffWildNet (paper Sec. V-A, Table II) and the pieces the temporal models share.
+
+AffWildNet = CNN conv/pool layers (VGG-FACE layout, or ResNet-50) -> the last pool's features
+concatenated with the 68 facial landmarks -> one FC layer (4096 units for VGG-FACE, 1500 for
+ResNet-50) -> 2-layer GRU x 128 -> linear output layer: valence and arousal for every frame.
+Trained end to end with the CCC loss of eq. 2.
+
+Plain ``nn.Module`` (no Lightning). Inputs: images float ``[B, T, 3, H, W]`` in [-1, 1]
+(paper Sec. IV; uint8 batches are normalised by the LightningModule), optional
+``landmarks`` ``[B, T, L, 2]`` in [0, 1] of the crop (the data convention,
+``affect.data.datasets``; mapped here to [-1, 1]) with ``landmarks_mask`` ``[B, T]``
+(absent landmarks are fed as zeros). A frame batch ``[B, 3, H, W]`` is accepted as ``T = 1``
+and gives ``[B, 2]``. Output ``{"va": [B, T, 2]}`` (linear, unbounded, as the paper's output layer).
+
+The comparison rows of Table II are constructor settings of the same class:
+
+============== =================================================================================
+Table II row   settings
+============== =================================================================================
+VGG-16         ``backbone="vgg16", use_landmarks=False, rnn="none", fc_layers=2`` (random / ImageNet init)
+ResNet-50      ``backbone="resnet50", global_pool=True, use_landmarks=False, rnn="none", fc_units=1500``
+VGG-FACE       as VGG-16 with ``vggface_checkpoint=...``
+VGG-FACE-LSTM  ``use_landmarks=False, rnn="lstm", vggface_checkpoint=...`` (2-layer LSTM on the first FC)
+AffWildNet     defaults (+ ``vggface_checkpoint``); ResNet variant: ``backbone="resnet50",
+               global_pool=True, fc_units=1500``
+============== =================================================================================
+
+Choices the paper leaves open (documented here and in the README): ReLU after each FC layer;
+the 0.5 dropout is applied to each FC layer's output (the RNN input); ``rnn_dropout`` is the
+drop probability between the two RNN layers (PyTorch's ``nn.GRU(dropout=...)``, which acts on
+the first layer's output only); ResNet-50's "last pooling layer" is its global average pool
+(``global_pool=True``), VGG's is pool5, flattened.
+
+>>> import torch
+>>> net = AffWildNet(backbone="test_resnet", fc_units=16, rnn_hidden=8, image_size=32)
+>>> out = net(torch.zeros(2, 5, 3, 32, 32), torch.rand(2, 5, 68, 2))
+>>> tuple(out["va"].shape)
+(2, 5, 2)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from affect.models.backbones import Backbone, load_vggface
+
+__all__ = [
+    "AffWildNet",
+    "FrameEncoder",
+    "SequenceRNN",
+    "landmark_features",
+    "load_net_state",
+]
+
+RNNCell = Literal["gru", "lstm"]
+
+
+def landmark_features(landmarks: Tensor, landmarks_mask: Tensor | None = None) -> Tensor:
+    """Landmarks ``[..., L, 2]`` in [0, 1] -> flat ``[..., 2L]`` in [-1, 1]; absent ones are zeros.
+
+    >>> landmark_features(torch.tensor([[[0.0, 1.0], [0.5, 0.25]]]), torch.tensor([True])).tolist()
+    [[-1.0, 1.0, 0.0, -0.5]]
+    """
+    flat = (landmarks.float() * 2 - 1).flatten(-2)
+    if landmarks_mask is not None:
+        flat = flat * landmarks_mask.to(flat.dtype).unsqueeze(-1)
+    return flat
+
+
+class SequenceRNN(nn.Module):
+    """The paper's RNN part: ``num_layers`` GRU (or LSTM) layers of ``hidden_size`` units, batch-first.
+
+    ``dropout`` is the drop probability on the first layer's output (with 2 layers, PyTorch's
+    inter-layer dropout is exactly "dropout in the first GRU layer", Sec. V-B). Padding must be
+    trailing (``frame_mask`` = a valid prefix): the RNN is causal, so valid frames never see padding.
+
+    >>> rnn = SequenceRNN(6, hidden_size=4)
+    >>> tuple(rnn(torch.zeros(2, 3, 6)).shape)
+    (2, 3, 4)
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        hidden_size: int = 128,
+        num_layers: int = 2,
+        cell: RNNCell = "gru",
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if cell not in ("gru", "lstm"):
+            raise ValueError(f"cell must be 'gru' or 'lstm', got {cell!r}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"RNN dropout is a drop probability in [0, 1), got {dropout}")
+        rnn_cls = nn.GRU if cell == "gru" else nn.LSTM
+        self.rnn = rnn_cls(
+            in_features,
+            hidden_size,
+            num_layers=num_layers,
+            batch_first=True,
+            dropout=dropout if num_layers > 1 else 0.0,
+        )
+        self.hidden_size = hidden_size
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``[B, T, F]`` -> ``[B, T, hidden_size]`` (the last layer's output at every frame)."""
+        return self.rnn(x)[0]
+
+
+class FrameEncoder(nn.Module):
+    """Per-frame CNN part shared by AffWildNet, CNN-1RNN and CNN-3RNN (Sec. V-A, V-B, Fig. 2).
+
+    conv/pool layers of ``backbone`` (tapped at ``backbone_nodes``; the *last* tap is "the last
+    pooling layer") -> flatten (or global average pool) -> concat flattened landmarks -> FC
+    ``fc_units`` -> ReLU -> dropout (x ``fc_layers``). ``forward`` returns the features the
+    multi-level nets need: ``"low"`` (the first tap, when 2 taps are given; e.g. VGG's 2nd pool
+    after conv 4), ``"last"`` (the last pool, before the landmark concat) and ``"fc"`` (the last
+    FC layer's output), each flattened ``[N, D]``.
+    """
+
+    def __init__(
+        self,
+        backbone: str = "vgg16",
+        backbone_nodes: Sequence[str] | None = None,
+        image_size: int = 96,
+        in_chans: int = 3,
+        fc_units: int = 4096,
+        fc_layers: int = 1,
+        use_landmarks: bool = True,
+        num_landmarks: int = 68,
+        global_pool: bool = False,
+        low_pool_size: int = 0,
+        dropout: float = 0.5,
+        vggface_checkpoint: str | None = None,
+    ) -> None:
+        super().__init__()
+        if fc_layers < 1:
+            raise ValueError(f"fc_layers must be >= 1, got {fc_layers}")
+        self.cnn = Backbone(backbone, nodes=backbone_nodes, image_size=image_size, in_chans=in_chans)
+        if vggface_checkpoint:
+            load_vggface(self.cnn, vggface_checkpoint)
+        self.global_pool = global_pool
+        self.low_pool_size = low_pool_size
+        self.use_landmarks = use_landmarks
+        self.num_landmarks = num_landmarks
+        last_shape = self.cnn.shapes[-1]
+        self.last_dim = last_shape[0] if global_pool else self.cnn.out_dims[-1]
+        self.low_dim = 0
+        if len(self.cnn.shapes) > 1:
+            low = self.cnn.shapes[0]
+            self.low_dim = low[0] * low_pool_size**2 if low_pool_size else self.cnn.out_dims[0]
+        in_fc = self.last_dim + (2 * num_landmarks if use_landmarks else 0)
+        layers: list[nn.Module] = []
+        for i in range(fc_layers):
+            layers += [
+                nn.Linear(in_fc if i == 0 else fc_units, fc_units),
+                nn.ReLU(inplace=True),
+                nn.Dropout(dropout),
+            ]
+        self.fc = nn.Sequential(*layers)
+        self.fc_dim = fc_units
+
+    def forward(
+        self, images: Tensor, landmarks: Tensor | None = None, landmarks_mask: Tensor | None = None
+    ) -> dict[str, Tensor]:
+        """``images`` ``[N, C, H, W]`` in [-1, 1], ``landmarks`` ``[N, L, 2]`` -> ``{"low", "last", "fc"}``."""
+        taps = self.cnn(images)
+        last = taps[-1]
+        last = last.mean((-2, -1)) if self.global_pool else last.flatten(1)
+        feats: dict[str, Tensor] = {"last": last}
+        if len(taps) > 1:
+            low = taps[0]
+            if self.low_pool_size:
+                low = F.adaptive_avg_pool2d(low, self.low_pool_size)
+            feats["low"] = low.flatten(1)
+        x = last
+        if self.use_landmarks:
+            if landmarks is None:
+                raise ValueError(
+                    "this network was built with use_landmarks=True: pass landmarks [N, L, 2] "
+                    "(batch key 'landmarks'), or build it with use_landmarks=False"
+                )
+            if landmarks.shape[-2:] != (self.num_landmarks, 2):
+                raise ValueError(
+                    f"landmarks must be [..., {self.num_landmarks}, 2], found {tuple(landmarks.shape)}"
+                )
+            x = torch.cat([x, landmark_features(landmarks, landmarks_mask).to(x.dtype)], 1)
+        feats["fc"] = self.fc(x)
+        return feats
+
+
+def _flatten_time(images: Tensor, landmarks: Tensor | None, landmarks_mask: Tensor | None):
+    """``[B, T, ...]`` -> ``[B*T, ...]`` for the per-frame CNN; returns (images, landmarks, mask, B, T)."""
+    if images.dim() != 5:
+        raise ValueError(f"expected a sequence batch of images [B, T, C, H, W], found {tuple(images.shape)}")
+    b, t = images.shape[:2]
+    lm = landmarks.reshape(b * t, *landmarks.shape[2:]) if landmarks is not None else None
+    lm_mask = landmarks_mask.reshape(b * t) if landmarks_mask is not None else None
+    return images.reshape(b * t, *images.shape[2:]), lm, lm_mask, b, t
+
+
+class AffWildNet(nn.Module):
+    """AffWildNet (Sec. V-A) and the Table II comparison networks (see the module docstring).
+
+    Args:
+        backbone: timm name of the conv/pool part (``"vgg16"`` = VGG-FACE layout, ``"resnet50"``).
+        fc_units: units of the FC layer (paper: 4096 for VGG-FACE, 1500 for ResNet-50).
+        fc_layers: FC layers before the RNN / output (1; 2 = VGG's fc6+fc7 for the CNN-only rows).
+        use_landmarks: concatenate the flattened landmarks with the last pool's features.
+        num_landmarks: landmarks per frame (68).
+        rnn: ``"gru"`` (AffWildNet), ``"lstm"`` (VGG-FACE-LSTM) or ``"none"`` (CNN-only rows).
+        rnn_hidden, rnn_layers: GRU/LSTM size (paper: 128 units, 2 layers).
+        dropout: drop probability after each FC layer (paper: 0.5).
+        rnn_dropout: drop probability on the first RNN layer's output (paper: none named for AffWildNet).
+        image_size: input side (paper: 96).
+        global_pool: average-pool the last tap (ResNet's "last pooling layer"); VGG pool5 is flattened.
+        backbone_nodes: FX nodes to tap (default: the backbone's last feature point).
+        vggface_checkpoint: optional converted VGG-FACE state dict to initialise the conv layers.
+    """
+
+    def __init__(
+        self,
+        backbone: str = "vgg16",
+        fc_units: int = 4096,
+        fc_layers: int = 1,
+        use_landmarks: bool = True,
+        num_landmarks: int = 68,
+        rnn: Literal["gru", "lstm", "none"] = "gru",
+        rnn_hidden: int = 128,
+        rnn_layers: int = 2,
+        dropout: float = 0.5,
+        rnn_dropout: float = 0.0,
+        image_size: int = 96,
+        global_pool: bool = False,
+        backbone_nodes: Sequence[str] | None = None,
+        vggface_checkpoint: str | None = None,
+    ) -> None:
+        super().__init__()
+        if rnn not in ("gru", "lstm", "none"):
+            raise ValueError(f"rnn must be 'gru', 'lstm' or 'none', got {rnn!r}")
+        self.encoder = FrameEncoder(
+            backbone=backbone, backbone_nodes=backbone_nodes, image_size=image_size, fc_units=fc_units,
+            fc_layers=fc_layers, use_landmarks=use_landmarks, num_landmarks=num_landmarks,
+            global_pool=global_pool, dropout=dropout, vggface_checkpoint=vggface_checkpoint,
+        )  # fmt: skip
+        self.rnn = None if rnn == "none" else SequenceRNN(fc_units, rnn_hidden, rnn_layers, rnn, rnn_dropout)
+        self.out = nn.Linear(rnn_hidden if self.rnn is not None else fc_units, 2)
+
+    def forward(
+        self, images: Tensor, landmarks: Tensor | None = None, landmarks_mask: Tensor | None = None
+    ) -> dict[str, Tensor]:
+        """``[B, T, 3, H, W]`` (+ landmarks ``[B, T, L, 2]``) -> ``{"va": [B, T, 2]}``; frames ``[B, 3, H, W]`` -> ``[B, 2]``."""
+        if images.dim() == 4:  # a frame batch: one-frame sequences
+            lm = landmarks.unsqueeze(1) if landmarks is not None else None
+            lm_mask = landmarks_mask.unsqueeze(1) if landmarks_mask is not None else None
+            return {k: v.squeeze(1) for k, v in self(images.unsqueeze(1), lm, lm_mask).items()}
+        x, lm, lm_mask, b, t = _flatten_time(images, landmarks, landmarks_mask)
+        h = self.encoder(x, lm, lm_mask)["fc"].reshape(b, t, -1)
+        if self.rnn is not None:
+            h = self.rnn(h)
+        return {"va": self.out(h)}
+
+
+def load_net_state(module: nn.Module, checkpoint: str | Path | Mapping[str, Tensor], strict: bool = True,
+                   ignore_prefixes: Sequence[str] = ()) -> list[str]:  # fmt: skip
+    """Load a plain state dict, or a Lightning checkpoint of a module whose network is ``self.net``.
+
+    A Lightning checkpoint's ``"state_dict"`` is unwrapped and its ``"net."`` prefix stripped (other
+    top-level keys such as the loss's buffers are dropped). Keys starting with one of
+    ``ignore_prefixes`` (e.g. an output layer being replaced) are skipped. A 4-D weight stored for 3
+    input channels is summed over them when the module expects 1 (an RGB-trained first conv reused
+    for 1-channel spectrograms, as timm does for ``in_chans=1``). Returns the keys loaded; with
+    ``strict`` every other parameter of ``module`` must be present, else a ``ValueError`` names them.
+    """
+    if isinstance(checkpoint, (str, Path)):
+        if not Path(checkpoint).is_file():
+            raise FileNotFoundError(f"checkpoint {str(checkpoint)!r} does not exist")
+        checkpoint = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, Mapping) else checkpoint
+    if not isinstance(state, Mapping):
+        raise ValueError(f"a checkpoint must hold a state dict, found {type(state).__name__}")
+    if any(k.startswith("net.") for k in state):
+        state = {k[len("net.") :]: v for k, v in state.items() if k.startswith("net.")}
+    target = module.state_dict()
+    state = {k: v for k, v in state.items() if not any(k.startswith(p) for p in ignore_prefixes)}
+    for k, v in list(state.items()):
+        if k in target and v.dim() == 4 and v.shape[1] == 3 and target[k].shape[1] == 1:
+            state[k] = v.sum(1, keepdim=True)
+    mismatched = [f"{k}: {tuple(v.shape)} vs {tuple(target[k].shape)}" for k, v in state.items()
+                  if k in target and v.shape != target[k].shape]  # fmt: skip
+    unexpected = sorted(set(state) - set(target))
+    missing = sorted(k for k in set(target) - set(state) if not any(k.startswith(p) for p in ignore_prefixes))
+    if mismatched or unexpected or (strict and missing):
+        raise ValueError(
+            f"checkpoint does not fit {type(module).__name__}: missing {missing if strict else []}, "
+            f"unexpected {unexpected}, shape mismatches {mismatched}"
+        )
+    module.load_state_dict(state, strict=False)
+    return sorted(state)
