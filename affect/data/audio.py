@@ -1,0 +1,167 @@
+"""Audio stream of the A/V models: one log-spectrogram image per video frame (paper Sec. IV, VI-A.3).
+
+Paper: "the audio (mono) signal was sampled at 44,100 Hz. Then spectrograms were extracted;
+spectrogram frames were computed over a 33 ms window with 11 ms overlap. The resulting
+intensity values were normalized in [-1, 1]". Choices the paper leaves open, fixed here:
+
+- **Decoding**: PyAV (``torchaudio.load`` needs torchcodec, which is not installed). The
+  channels are averaged to mono; other sample rates are resampled to 44,100 Hz with
+  ``torchaudio.functional.resample``.
+- **Spectrogram**: ``torchaudio.transforms.Spectrogram`` with a Hann window of
+  ``win = round(0.033 * 44100) = 1455`` samples, hop ``win - round(0.011 * 44100) = 970``,
+  ``n_fft = win`` (728 frequency bins), magnitude (power 1), ``center=False`` so that column
+  ``j`` covers samples ``[j * hop, j * hop + win)`` and is centred at ``(j * hop + win / 2) / sr``.
+- **Scaling** (fixed range, *not* per clip, so that values compare across clips and silence
+  stays dark): ``dB = 20 log10(|X| / ref)`` with ``ref = sum(window) / 2`` (the peak magnitude
+  of a full-scale sine, i.e. dB relative to full scale), clipped to ``[-DB_RANGE, 0]`` with
+  ``DB_RANGE = 80`` and mapped linearly to ``[-1, 1]`` (-80 dBFS -> -1, 0 dBFS -> +1).
+- **One image per video frame**: for a frame shown during ``[t_i, t_{i+1})`` (decoded
+  timestamps, so variable frame rates work) the image covers ``context_s`` seconds
+  (0.3 s default) centred on the frame's mid-time; its ``width`` columns are the
+  spectrogram linearly interpolated at evenly spaced times in that window (times before the
+  audio starts or after it ends read as silence, -1), and the 728 frequency bins are
+  area-averaged to ``height`` rows (row 0 = lowest frequency). Output float32
+  ``[T, 1, height, width]`` in [-1, 1], T = number of decoded video frames.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+SAMPLE_RATE = 44_100
+WINDOW_S = 0.033
+OVERLAP_S = 0.011
+DB_RANGE = 80.0
+
+
+def window_and_hop(sample_rate: int = SAMPLE_RATE) -> tuple[int, int]:
+    """Spectrogram window and hop in samples: 33 ms windows, 11 ms overlap.
+
+    >>> window_and_hop(44100)
+    (1455, 970)
+    """
+    win = round(WINDOW_S * sample_rate)
+    return win, win - round(OVERLAP_S * sample_rate)
+
+
+def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> tuple[np.ndarray, float]:
+    """Decode the first audio stream of ``path`` to mono float32 at ``sample_rate``.
+
+    Returns ``(samples [n], start_s)`` where ``start_s`` is the presentation time of the first
+    sample (seconds, same clock as the video frames). Raises ValueError if there is no audio.
+    """
+    import av
+
+    from affect.data.face.pipeline import CorruptInputError
+
+    chunks: list[np.ndarray] = []
+    start: float | None = None
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.audio:
+                raise ValueError(f"{str(path)!r} has no audio stream")
+            stream = container.streams.audio[0]
+            rate = stream.rate
+            resampler = av.AudioResampler(format="fltp", layout=stream.layout, rate=rate)
+            for frame in container.decode(stream):
+                if start is None and frame.time is not None:
+                    start = float(frame.time)
+                for out in resampler.resample(frame):
+                    chunks.append(out.to_ndarray())
+            for out in resampler.resample(None):
+                chunks.append(out.to_ndarray())
+    except av.error.FFmpegError as e:
+        raise CorruptInputError(f"cannot decode audio of {str(path)!r}: {e}") from e
+    if not chunks:
+        raise ValueError(f"{str(path)!r}: audio stream decoded to no samples")
+    wav = np.concatenate(chunks, axis=1).astype(np.float32).mean(axis=0)
+    if rate != sample_rate:
+        import torchaudio.functional as AF
+
+        wav = AF.resample(torch.from_numpy(wav), rate, sample_rate).numpy()
+    return wav, (start or 0.0)
+
+
+def video_frame_times(path: str | Path) -> np.ndarray:
+    """Presentation times (seconds, float64 [T]) of every decoded video frame of ``path``."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        times = [float(f.time) for f in container.decode(stream)]
+    return np.asarray(times, dtype=np.float64)
+
+
+def log_spectrogram(wav: np.ndarray, sample_rate: int = SAMPLE_RATE) -> torch.Tensor:
+    """Log-magnitude spectrogram scaled to [-1, 1]: float32 ``[F, N]`` (F = n_fft // 2 + 1).
+
+    >>> s = log_spectrogram(np.zeros(44100, np.float32)); tuple(s.shape), float(s.max())
+    ((728, 44), -1.0)
+    """
+    import torchaudio
+
+    win, hop = window_and_hop(sample_rate)
+    spec = torchaudio.transforms.Spectrogram(
+        n_fft=win, win_length=win, hop_length=hop, power=1.0, center=False, window_fn=torch.hann_window
+    )
+    x = torch.as_tensor(np.asarray(wav, dtype=np.float32))
+    if x.numel() < win:
+        x = torch.nn.functional.pad(x, (0, win - x.numel()))
+    mag = spec(x)
+    ref = torch.hann_window(win, periodic=True).sum() / 2
+    db = 20.0 * torch.log10(torch.clamp(mag / ref, min=1e-12))
+    return (torch.clamp(db, -DB_RANGE, 0.0) / (DB_RANGE / 2.0) + 1.0).to(torch.float32)
+
+
+def spectrogram_frames(
+    wav: np.ndarray,
+    frame_times: np.ndarray,
+    audio_start_s: float = 0.0,
+    sample_rate: int = SAMPLE_RATE,
+    height: int = 96,
+    width: int = 96,
+    context_s: float = 0.3,
+) -> np.ndarray:
+    """One ``[1, height, width]`` spectrogram image per video frame: float32 ``[T, 1, H, W]`` in [-1, 1]."""
+    times = np.asarray(frame_times, dtype=np.float64)
+    if times.ndim != 1 or len(times) == 0:
+        raise ValueError(f"frame_times must be a non-empty 1-D array; got shape {times.shape}")
+    spec = log_spectrogram(wav, sample_rate)  # [F, N]
+    spec = torch.nn.functional.adaptive_avg_pool1d(spec.T[None], height)[0].T  # [H, N]
+    win, hop = window_and_hop(sample_rate)
+    n = spec.shape[1]
+    col_t = audio_start_s + (np.arange(n) * hop + win / 2.0) / sample_rate
+    dur = np.diff(times)
+    last = float(np.median(dur)) if len(dur) else 1.0 / 25.0
+    mids = times + np.append(dur, last) / 2.0
+    offsets = (np.arange(width) + 0.5) / width * context_s - context_s / 2.0
+    query = (mids[:, None] + offsets[None, :]).ravel()  # [T * W]
+    pos = (query - col_t[0]) * sample_rate / hop  # fractional column index
+    inside = (pos >= 0) & (pos <= n - 1)
+    lo = np.clip(np.floor(pos).astype(np.int64), 0, n - 1)
+    hi = np.clip(lo + 1, 0, n - 1)
+    frac = torch.as_tensor(np.clip(pos - lo, 0.0, 1.0), dtype=torch.float32)
+    vals = spec[:, lo] * (1 - frac) + spec[:, hi] * frac  # [H, T * W]
+    vals[:, torch.as_tensor(~inside)] = -1.0
+    return vals.reshape(height, len(times), width).permute(1, 0, 2)[:, None].contiguous().numpy()
+
+
+def video_spectrogram_frames(
+    path: str | Path, height: int = 96, width: int = 96, context_s: float = 0.3
+) -> np.ndarray:
+    """Decode ``path`` and return one spectrogram image per decoded video frame (float32 [T, 1, H, W])."""
+    wav, start = load_audio(path)
+    return spectrogram_frames(wav, video_frame_times(path), start, SAMPLE_RATE, height, width, context_s)
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+    """Map [-1, 1] floats to uint8 (for the store): ``round((x + 1) * 127.5)``; inverse ``u / 127.5 - 1``.
+
+    >>> to_uint8(np.array([-1.0, 0.0, 1.0])).tolist()
+    [0, 128, 255]
+    """
+    return np.clip(np.rint((np.asarray(images) + 1.0) * 127.5), 0, 255).astype(np.uint8)

@@ -1,0 +1,120 @@
+"""Batched face detection with facenet-pytorch's MTCNN (replaces the paper's SSH detector, Sec. IV).
+
+MTCNN returns, per face, a box, a confidence and the same 5 anchor points the paper's
+alignment uses (eyes, nose, mouth corners), so no separate landmark detector is needed.
+Its weights ship inside the ``facenet_pytorch`` wheel (``facenet_pytorch/data/*.pt``):
+nothing is downloaded. Images of equal size are detected as one batch on CPU or GPU.
+
+Which face(s) to keep when an image shows several is :func:`select_faces` (``"largest"``,
+``"central"`` or ``"all"``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+SELECT_MODES = ("largest", "central", "all")
+
+
+@dataclass(frozen=True)
+class Face:
+    """One detected face: ``box`` float32 [4] (x1, y1, x2, y2), ``score`` in [0, 1], ``points`` float32 [5, 2]."""
+
+    box: np.ndarray
+    score: float
+    points: np.ndarray
+
+    @property
+    def area(self) -> float:
+        return float(max(self.box[2] - self.box[0], 0.0) * max(self.box[3] - self.box[1], 0.0))
+
+
+def select_faces(faces: Sequence[Face], mode: str, image_shape: tuple[int, ...]) -> list[Face]:
+    """Keep the largest face, the face whose box centre is nearest the image centre, or all faces.
+
+    >>> small = Face(np.array([0, 0, 10, 10], np.float32), 0.9, np.zeros((5, 2), np.float32))
+    >>> big = Face(np.array([60, 60, 100, 100], np.float32), 0.9, np.zeros((5, 2), np.float32))
+    >>> [f.area for f in select_faces([small, big], "largest", (100, 100))]
+    [1600.0]
+    >>> [f.area for f in select_faces([small, big], "central", (20, 20))]
+    [100.0]
+    """
+    if mode not in SELECT_MODES:
+        raise ValueError(f"face selection must be one of {SELECT_MODES}; got {mode!r}")
+    faces = list(faces)
+    if mode == "all" or len(faces) <= 1:
+        return faces
+    if mode == "largest":
+        return [max(faces, key=lambda f: f.area)]
+    h, w = image_shape[:2]
+    centre = np.array([w / 2.0, h / 2.0])
+
+    def dist(f: Face) -> float:
+        c = np.array([(f.box[0] + f.box[2]) / 2.0, (f.box[1] + f.box[3]) / 2.0])
+        return float(np.hypot(*(c - centre)))
+
+    return [min(faces, key=dist)]
+
+
+class FaceDetector:
+    """MTCNN over batches of RGB uint8 images.
+
+    Args:
+        device: "cpu", "cuda", "cuda:1", ...
+        min_face_size: smallest face side (px) searched for.
+        thresholds: P-Net, R-Net, O-Net confidence thresholds (MTCNN defaults).
+        batch_size: images per MTCNN call (equal-size images only are batched together).
+        min_score: faces below this final confidence are discarded.
+    """
+
+    def __init__(
+        self,
+        device: str = "cpu",
+        min_face_size: int = 20,
+        thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
+        batch_size: int = 16,
+        min_score: float = 0.9,
+    ) -> None:
+        from facenet_pytorch import MTCNN  # imported lazily: torch-heavy
+
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1; got {batch_size}")
+        self.batch_size = batch_size
+        self.min_score = min_score
+        self.mtcnn = MTCNN(
+            keep_all=True, select_largest=False, min_face_size=min_face_size,
+            thresholds=list(thresholds), device=device, post_process=False,
+        )
+
+    def detect(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
+        """Detect faces in each RGB uint8 ``[H, W, 3]`` image; returns one (possibly empty) list per image."""
+        out: list[list[Face]] = [[] for _ in images]
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for i, img in enumerate(images):
+            if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+                raise ValueError(f"detect expects RGB uint8 [H, W, 3] images; image {i} has {img.shape} {img.dtype}")
+            by_shape.setdefault(img.shape, []).append(i)
+        for idx in by_shape.values():
+            for start in range(0, len(idx), self.batch_size):
+                chunk = idx[start : start + self.batch_size]
+                batch = np.stack([images[i] for i in chunk])
+                boxes, probs, points = self.mtcnn.detect(batch, landmarks=True)
+                for i, b, p, pt in zip(chunk, boxes, probs, points, strict=True):
+                    out[i] = self._faces(b, p, pt)
+        return out
+
+    def _faces(self, boxes, probs, points) -> list[Face]:
+        # numpy 2: MTCNN.detect returns object arrays (None where no face) -> cast to float.
+        if boxes is None or probs is None or points is None:
+            return []
+        boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+        probs = np.asarray(probs, dtype=np.float32).reshape(-1)
+        points = np.asarray(points, dtype=np.float32).reshape(-1, 5, 2)
+        return [
+            Face(box=boxes[k], score=float(probs[k]), points=points[k])
+            for k in range(len(probs))
+            if np.isfinite(probs[k]) and probs[k] >= self.min_score
+        ]
