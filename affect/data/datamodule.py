@@ -63,7 +63,8 @@ class CorpusDataModule(L.LightningDataModule):
         sequence_length: if set, items are sequences of this many frames (video corpora only).
         sequence_stride: start-to-start distance of sequences (default: ``sequence_length``).
         store: a folder written by ``affect prepare``; if set, images come from its memory-mapped
-            shards instead of JPEG/PNG decoding.
+            shards instead of JPEG/PNG decoding (whole batches are gathered in the main process:
+            keep ``num_workers: 0`` there, since workers would pickle every batch across processes).
     """
 
     corpus: str = ""
@@ -143,8 +144,10 @@ class CorpusDataModule(L.LightningDataModule):
         from affect.data import store
 
         if self.sequence_length:
-            return store.StoreSequenceDataset(self.store, split, self.sequence_length, self.sequence_stride)
-        return store.StoreFrameDataset(self.store, split, task=self.task)
+            return store.StoreSequenceDataset(
+                self.store, split, self.sequence_length, self.sequence_stride, tasks=[self.task] if self.task else None
+            )
+        return store.StoreFrameDataset(self.store, split, tasks=[self.task] if self.task else None)
 
     def has_split(self, split: str) -> bool:
         return bool((self.manifest["split"] == split).any())

@@ -24,7 +24,8 @@ CSV (not parquet): pyarrow is not a dependency; the table is small next to the i
 
 Datasets produce the batch dict of the project conventions: "image" uint8 [B, 3, S, S]
 (models scale with ``x.float() / 127.5 - 1`` to [-1, 1], paper Sec. IV), "va"/"va_mask",
-"expr", "au"/"au_mask", "landmarks" float [B, 68, 2] in crop pixels + "landmarks_mask",
+"expr", "au"/"au_mask", "landmarks" float [B, 68, 2] normalised to [0, 1] of the crop (as
+``affect.data.datasets`` gives them; the shards keep crop pixels) + "landmarks_mask",
 "corpus"/"video" lists, "frame" long; sequence batches add a time axis and "frame_mask".
 """
 
@@ -125,6 +126,7 @@ class Store:
         counts = [s["n"] for s in shards]
         sdir = self.path / "shards"
         size = int(self.header["image_size"])
+        self.image_size = size
         self.images = ShardedArray([sdir / f"{s['name']}.u8" for s in shards], counts, (3, size, size), "uint8")
         self.landmarks = ShardedArray([sdir / f"{s['name']}.lmk" for s in shards], counts, (68, 2), "float32")
         audio = self.header.get("audio")
@@ -205,7 +207,7 @@ class StoreFrameDataset(torch.utils.data.Dataset):
         batch = {k: torch.from_numpy(v[idx]) for k, v in self.labels.items()}
         batch["image"] = torch.from_numpy(self.store.images[rows])
         if self.with_landmarks and self.any_landmarks:
-            batch["landmarks"] = torch.from_numpy(np.nan_to_num(self.store.landmarks[rows], nan=0.0))
+            batch["landmarks"] = torch.from_numpy(np.nan_to_num(self.store.landmarks[rows], nan=0.0) / self.store.image_size)
         elif self.with_landmarks:
             batch["landmarks"] = torch.from_numpy(np.zeros((len(rows), 68, 2), np.float32))
         else:
@@ -286,7 +288,7 @@ class StoreSequenceDataset(torch.utils.data.Dataset):
         img[~face] = 0
         batch["image"] = torch.from_numpy(img)
         lmk = np.nan_to_num(self.store.landmarks[rows], nan=0.0).reshape(B, T, 68, 2)
-        batch["landmarks"] = torch.from_numpy(lmk)
+        batch["landmarks"] = torch.from_numpy(lmk / self.store.image_size)
         if self.store.audio is not None:
             a = self.store.audio[rows].reshape(B, T, *self.store.audio.row_shape).astype(np.float32) / 127.5 - 1.0
             a[~valid] = -1.0

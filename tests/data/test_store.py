@@ -168,6 +168,8 @@ def test_given_landmarks_align_and_are_stored(tmp_path):
     ds = StoreFrameDataset(str(tmp_path / "st"))
     b = ds.__getitems__([0, 1])
     assert b["landmarks_mask"].tolist() == [True, False] and b["landmarks"].shape == (2, 68, 2)
+    # batches carry landmarks in [0, 1] of the crop, like the image-file datasets
+    np.testing.assert_allclose(b["landmarks"][0].numpy(), shape / st.image_size, atol=1e-5)
 
 
 def test_given_box_is_cropped_without_detection(tmp_path):
