@@ -105,7 +105,16 @@ class CorpusDataModule(L.LightningDataModule):
 
     @property
     def manifest(self) -> pd.DataFrame:
-        """The parsed, filtered and split manifest (parsed once, then cached)."""
+        """The parsed, filtered and split manifest (parsed once, then cached); with ``store``, the
+        store's table of usable faces (its splits were fixed when it was prepared)."""
+        if self._manifest is None and self.store is not None:
+            from affect.data.store import open_store
+
+            df = open_store(self.store).manifest
+            df = df[df["status"] == "ok"]
+            if self.task is not None:
+                df = df[task_mask(df, self.task)]
+            self._manifest = df.reset_index(drop=True)
         if self._manifest is None:
             if not Path(self.root).exists():
                 raise FileNotFoundError(f"{type(self).__name__}: corpus root {self.root} does not exist")

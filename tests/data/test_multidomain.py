@@ -152,3 +152,34 @@ def test_ddp_ranks_see_disjoint_samples(tmp_path):
         assert sets[0] and sets[1]
         assert not sets[0] & sets[1], f"{domain}: ranks overlap"
         assert sets[0] | sets[1] == set(range(offset, offset + n_train)), domain
+
+
+def test_store_backed_corpora_feed_the_multidomain_module(tmp_path):
+    """``affect prepare`` stores (no image decoding at training time) behind two corpus modules."""
+    from affect.data.corpora.bp4d import BP4DDataModule, make_bp4d_manifest
+    from affect.data.corpora.rafdb import RafDbDataModule, make_rafdb_manifest
+    from affect.data.fixtures import write_fixture_tree
+    from affect.data.store import open_store
+    from affect.prepare import PrepareOptions, prepare_store
+
+    write_fixture_tree(tmp_path / "raw", ["rafdb", "bp4d"])
+    stores = {}
+    for name, parse in (("RAF-DB", make_rafdb_manifest), ("BP4D", make_bp4d_manifest)):
+        manifest, _ = parse(tmp_path / "raw" / name)
+        stores[name] = tmp_path / f"store-{name}"
+        prepare_store(manifest, tmp_path / "raw" / name, stores[name], options=PrepareOptions(detect="never"), progress=False)
+    expr = RafDbDataModule(str(tmp_path / "raw" / "RAF-DB"), store=str(stores["RAF-DB"]))
+    au = BP4DDataModule(str(tmp_path / "raw" / "BP4D"), store=str(stores["BP4D"]))
+    dm = MultiDomainDataModule(au=[au], expr=[expr], batch_sizes="fixed", au_batch_size=5, expr_batch_size=3)
+    loader = dm.train_dataloader()
+    iter(loader)
+    batch, _, _ = next(iter(loader))
+    assert set(batch) == {"expr", "au"}
+    assert batch["expr"]["image"].shape == (3, 3, 96, 96) and batch["expr"]["image"].dtype == torch.uint8
+    assert (batch["expr"]["expr"] >= 0).all() and batch["au"]["au_mask"].any(1).all()
+    # the images are the stored crops, gathered whole from the memory map
+    store = open_store(stores["BP4D"])
+    ds = dm.domain_dataset("au", "train")
+    first = ds.__getitems__([0])
+    row = int(store.manifest.index[(store.manifest["split"] == "train") & (store.manifest["status"] == "ok")][0])
+    assert torch.equal(first["image"][0], torch.from_numpy(np.asarray(store.images[np.array([row])][0])))
