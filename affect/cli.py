@@ -1,0 +1,65 @@
+"""The ``affect`` command: one plain ``LightningCLI`` (``fit | validate | test | predict``) plus two
+extra subcommands dispatched before it.
+
+- ``affect fit --config experiments/<run>.yaml`` (configs compose left to right:
+  ``--config base.yaml --config run.yaml``; any value can be overridden,
+  ``--trainer.max_epochs 3``). ``model`` and ``data`` take any ``LightningModule`` /
+  ``LightningDataModule`` by full class path (``class_path: affect.models.mt_vgg.MTVGGModule``).
+- ``affect prepare ...`` -> :func:`affect.prepare.main` (face crops into the prepared store).
+- ``affect relatedness ...`` -> :func:`affect.relatedness.estimate.main` (Table V from data).
+
+Runs and logging: every run needs its own directory, ``--trainer.default_root_dir runs/<name>``
+(LightningCLI saves the resolved ``config.yaml`` into the run's log directory and, with
+``overwrite: False``, refuses to overwrite one from an earlier run). With no logger configured,
+Lightning logs to a ``CSVLogger`` under that directory (``lightning_logs/version_N/metrics.csv``,
+media PNGs in ``media/``). For Weights & Biases put a logger in the YAML (``WANDB_MODE=offline``
+works without network)::
+
+    trainer:
+      logger:
+        class_path: lightning.pytorch.loggers.WandbLogger
+        init_args: {project: affect, save_dir: runs/fbn}
+
+Multi-GPU: ``--trainer.strategy ddp --trainer.devices N``. DDP starts the other processes by
+re-running the same command line (``sys.argv``), so launch through the ``affect`` entry point or
+``python -m affect``, not through :func:`main` called with a different ``argv``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from lightning.pytorch import LightningDataModule, LightningModule
+from lightning.pytorch.cli import LightningCLI
+
+__all__ = ["main"]
+
+DESCRIPTION = (
+    "affect: facial affect analysis in-the-wild (Kollias & Zafeiriou). LightningCLI subcommands "
+    "fit | validate | test | predict, plus `affect prepare ...` (face crops into the prepared store) and "
+    "`affect relatedness ...` (estimate the emotion-AU relatedness table)."
+)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``affect`` console script and of ``python -m affect``."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "prepare":
+        from affect.prepare import main as prepare_main
+
+        return prepare_main(args[1:]) or 0
+    if args and args[0] == "relatedness":
+        from affect.relatedness.estimate import main as relatedness_main
+
+        return relatedness_main(args[1:]) or 0
+    LightningCLI(
+        LightningModule,
+        LightningDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        save_config_kwargs={"overwrite": False},
+        parser_kwargs={"prog": "affect", "description": DESCRIPTION},
+        args=None if argv is None else args,  # None: LightningCLI reads sys.argv itself
+    )
+    return 0

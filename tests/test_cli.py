@@ -1,0 +1,166 @@
+"""The ``affect`` command (affect/cli.py): LightningCLI through ``python -m affect``, the extra
+subcommands, config errors, and a real 2-process DDP run checked against a 1-process validation."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+import affect.cli
+
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
+
+CONFIG = """\
+# python -m affect fit --config cfg.yaml  (tiny MT-VGG on synthetic frames)
+model:
+  class_path: affect.models.{model}
+  init_args:
+    backbone: test_resnet
+    {hidden_key}: 16
+    image_size: 32
+data:
+  class_path: helpers.toy_datamodule.ToyDataModule
+  init_args:
+    image_size: 32
+    num_aus: {num_aus}
+    multi_domain: {multi_domain}
+    num_train: 16
+    num_val: 16
+    batch_size: 4
+trainer:
+  enable_progress_bar: false
+  enable_model_summary: false
+  num_sanity_val_steps: 0
+  log_every_n_steps: 1
+"""
+
+
+def write_config(tmp_path: Path, model: str = "mt_vgg.MTVGGModule", hidden_key: str = "hidden", num_aus: int = 8,
+                 multi_domain: bool = False) -> Path:  # fmt: skip
+    path = tmp_path / "cfg.yaml"
+    path.write_text(
+        CONFIG.format(
+            model=model, hidden_key=hidden_key, num_aus=num_aus, multi_domain=str(multi_domain).lower()
+        )
+    )
+    return path
+
+
+def affect_cmd(
+    *args: str, cwd: Path, timeout: float = 120, script: bool = False
+) -> subprocess.CompletedProcess:
+    """``python -m affect ARGS`` (or the installed ``affect`` console script) in a subprocess."""
+    env = dict(os.environ)
+    env.update(
+        HF_HUB_OFFLINE="1", NO_ALBUMENTATIONS_UPDATE="1", WANDB_MODE="offline", PYTHONWARNINGS="ignore"
+    )
+    env["PYTHONPATH"] = os.pathsep.join([str(TESTS), str(REPO), env.get("PYTHONPATH", "")])
+    cmd = [str(Path(sys.executable).parent / "affect")] if script else [sys.executable, "-m", "affect"]
+    return subprocess.run([*cmd, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def read_metrics(run: Path) -> dict[str, float]:
+    """The last logged value of every column of the run's CSVLogger ``metrics.csv``."""
+    (path,) = run.glob("lightning_logs/version_*/metrics.csv")
+    last: dict[str, float] = {}
+    with open(path) as f:
+        for row in csv.DictReader(f):
+            last.update({k: float(v) for k, v in row.items() if v != ""})
+    return last
+
+
+def test_help_lists_subcommands(tmp_path):
+    if not (Path(sys.executable).parent / "affect").is_file():
+        pytest.skip("the `affect` console script is not installed next to this Python (pip install -e .)")
+    out = affect_cmd("--help", cwd=tmp_path, script=True)
+    assert out.returncode == 0, out.stderr
+    assert "usage: affect" in out.stdout
+    for word in ("fit", "validate", "test", "predict", "prepare", "relatedness"):
+        assert word in out.stdout
+
+
+def test_fit_fast_dev_run(tmp_path):
+    cfg = write_config(tmp_path)
+    out = affect_cmd(
+        "fit", "--config", str(cfg), "--trainer.fast_dev_run=true", "--trainer.accelerator=cpu", cwd=tmp_path
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "`Trainer.fit` stopped: `max_steps=1` reached." in out.stderr + out.stdout
+
+
+def test_invalid_config_key_is_a_clear_error(tmp_path):
+    cfg = write_config(tmp_path, hidden_key="hiddn")
+    out = affect_cmd("fit", "--config", str(cfg), "--trainer.fast_dev_run=true", cwd=tmp_path)
+    assert out.returncode != 0
+    assert "Option 'hiddn' is not accepted" in out.stderr
+    assert "affect.models.mt_vgg.MTVGGModule" in out.stderr
+
+
+def test_extra_subcommands_dispatch(monkeypatch):
+    calls = []
+    prepare = types.ModuleType("affect.prepare")
+    prepare.main = lambda argv: calls.append(("prepare", argv)) or 0
+    estimate = types.ModuleType("affect.relatedness.estimate")
+    estimate.main = lambda argv: calls.append(("relatedness", argv)) or 3
+    monkeypatch.setitem(sys.modules, "affect.prepare", prepare)
+    monkeypatch.setitem(sys.modules, "affect.relatedness.estimate", estimate)
+    assert affect.cli.main(["prepare", "--root", "x"]) == 0
+    assert affect.cli.main(["relatedness", "a.csv"]) == 3
+    assert calls == [("prepare", ["--root", "x"]), ("relatedness", ["a.csv"])]
+
+
+@pytest.mark.slow
+@pytest.mark.ddp
+def test_ddp_validation_metrics_equal_one_process(tmp_path):
+    """FaceBehaviorNet on multi-domain toy data: ``fit`` on 2 gloo processes, then a 1-process
+    ``validate`` of the saved checkpoint must report the same validation metrics."""
+    cfg = write_config(tmp_path, model="facebehaviornet.FaceBehaviorNetModule", num_aus=17, multi_domain=True)
+    fit = affect_cmd("fit", "--config", str(cfg), "--trainer.accelerator", "cpu", "--trainer.devices", "2",
+                     "--trainer.strategy", "ddp", "--trainer.max_epochs", "1",
+                     "--trainer.default_root_dir", str(tmp_path / "ddp"), cwd=tmp_path, timeout=240)  # fmt: skip
+    assert fit.returncode == 0, fit.stderr[-3000:]
+    (ckpt,) = (tmp_path / "ddp").glob("lightning_logs/version_0/checkpoints/*.ckpt")
+    assert (tmp_path / "ddp" / "lightning_logs" / "version_0" / "config.yaml").is_file()
+    one = affect_cmd("validate", "--config", str(cfg), "--trainer.accelerator", "cpu", "--trainer.devices", "1",
+                     "--ckpt_path", str(ckpt), "--trainer.default_root_dir", str(tmp_path / "one"), cwd=tmp_path)  # fmt: skip
+    assert one.returncode == 0, one.stderr[-3000:]
+    ddp, single = read_metrics(tmp_path / "ddp"), read_metrics(tmp_path / "one")
+    # every epoch-level metric (losses excluded: the CCC loss depends on how frames form batches)
+    keys = sorted(k for k in single if k.startswith("val/") and not k.endswith("loss"))
+    assert len(keys) > 30 and "val/p_mtl" in keys and "val/au/f1_AU12" in keys
+    for k in keys:
+        if math.isnan(single[k]):
+            assert math.isnan(ddp[k]), k
+        else:
+            assert ddp[k] == pytest.approx(single[k], abs=1e-5), k
+
+
+@pytest.mark.slow
+def test_a_run_directory_is_never_overwritten(tmp_path):
+    """``save_config_kwargs={"overwrite": False}``: a second run logging into the same directory stops."""
+    cfg = write_config(tmp_path)
+    args = ("fit", "--config", str(cfg), "--trainer.accelerator=cpu", "--trainer.max_steps=1", "--trainer.limit_val_batches=1",
+            "--trainer.logger.class_path=lightning.pytorch.loggers.CSVLogger", f"--trainer.logger.init_args.save_dir={tmp_path}",
+            "--trainer.logger.init_args.version=fixed")  # fmt: skip
+    first = affect_cmd(*args, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert (tmp_path / "lightning_logs" / "fixed" / "config.yaml").is_file()
+    second = affect_cmd(*args, cwd=tmp_path)
+    assert second.returncode != 0
+    assert "config.yaml to NOT exist" in second.stderr
+
+
+@pytest.mark.parametrize("command", ["prepare", "relatedness"])
+def test_extra_subcommands_real_help(command, capsys):
+    with pytest.raises(SystemExit) as info:
+        affect.cli.main([command, "--help"])
+    assert info.value.code == 0
+    assert f"affect {command}" in capsys.readouterr().out
