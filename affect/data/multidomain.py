@@ -136,7 +136,9 @@ class MultiDomainDataModule(L.LightningDataModule):
         return CombinedLoader({d: self._loader(d, "train", True) for d in self.domains}, mode="max_size_cycle")
 
     def _eval_loaders(self, split: str) -> CombinedLoader:
-        return CombinedLoader([self._loader(d, split, False) for d in self.domains], mode="sequential")
+        # keyed by domain, so the model updates only the domain's task metrics (an AffectNet VA loader's
+        # EXPR labels do not count towards EXPR); dataloader_idx follows self.domains
+        return CombinedLoader({d: self._loader(d, split, False) for d in self.domains}, mode="sequential")
 
     def val_dataloader(self) -> CombinedLoader:
         return self._eval_loaders("val")
