@@ -170,7 +170,8 @@ class CorpusDataModule(L.LightningDataModule):
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             collate_fn=getattr(ds, "collate_fn", None),
-            drop_last=False,
+            # a last training batch of 1 breaks batch-norm backbones; evaluation keeps every sample
+            drop_last=split == "train" and len(ds) > (batch_size or self.batch_size),
         )
 
     def train_dataloader(self) -> DataLoader:

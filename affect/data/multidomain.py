@@ -22,7 +22,6 @@ disjoint samples of every domain and the global batch is ``world_size`` times la
 from __future__ import annotations
 
 import logging
-import math
 from typing import Literal
 
 import lightning as L
@@ -114,9 +113,16 @@ class MultiDomainDataModule(L.LightningDataModule):
         raise ValueError(f"batch_sizes must be 'paper', 'auto' or 'fixed', got {self.batch_size_mode!r}")
 
     def steps_per_domain(self) -> dict[str, int]:
-        """Batches per epoch of each domain's training loader (the epoch runs for the maximum)."""
+        """Batches per epoch of each domain's training loader (the epoch runs for the maximum).
+
+        Training loaders drop a partial last batch (a batch of one breaks batch norm), so with
+        ``"auto"`` sizes an epoch visits every image but for fewer than one batch per domain."""
         sizes = self.batch_sizes
-        return {d: math.ceil(len(self.domain_dataset(d, "train")) / sizes[d]) for d in self.domains}
+        steps = {}
+        for d in self.domains:
+            n = len(self.domain_dataset(d, "train"))
+            steps[d] = n // sizes[d] if n > sizes[d] else 1  # the training loaders drop a partial last batch
+        return steps
 
     def _loader(self, domain: str, split: str, shuffle: bool) -> DataLoader:
         ds = self.domain_dataset(domain, split)
@@ -128,6 +134,7 @@ class MultiDomainDataModule(L.LightningDataModule):
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             collate_fn=getattr(first, "collate_fn", None),
+            drop_last=shuffle and len(ds) > self.batch_sizes[domain],  # training only (batch norm and size-1 batches)
         )
 
     def train_dataloader(self) -> CombinedLoader:

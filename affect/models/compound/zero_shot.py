@@ -77,7 +77,7 @@ def compound_scores(
 
 def predict_compound(
     au_probs: torch.Tensor, expr_probs: torch.Tensor, valence: torch.Tensor,
-    classes: Sequence[CompoundClass], au_set: Sequence[int] = AU_SET,
+    classes: Sequence[CompoundClass], au_set: Sequence[int] = AU_SET, au_term: Literal["mean", "sum"] = "mean",
 ) -> torch.Tensor:
     """Index into ``classes`` of the highest eq. 10 score, per sample."""
-    return compound_scores(au_probs, expr_probs, valence, classes, au_set).argmax(dim=-1)
+    return compound_scores(au_probs, expr_probs, valence, classes, au_set, au_term).argmax(dim=-1)
