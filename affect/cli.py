@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.cli import LightningCLI
 
-__all__ = ["main"]
+__all__ = ["build_cli", "main"]
 
 DESCRIPTION = (
     "affect: facial affect analysis in-the-wild (Kollias & Zafeiriou). LightningCLI subcommands "
@@ -53,13 +53,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         from affect.relatedness.estimate import main as relatedness_main
 
         return relatedness_main(args[1:]) or 0
-    LightningCLI(
+    build_cli(None if argv is None else args)  # None: LightningCLI reads sys.argv itself
+    return 0
+
+
+def build_cli(args: Sequence[str] | None = None) -> LightningCLI:
+    """The one ``LightningCLI`` behind ``affect fit | validate | test | predict``; runs ``args``.
+
+    Returned so that Python callers (``affect.demo``) can read ``cli.trainer`` after the run.
+    """
+    return LightningCLI(
         LightningModule,
         LightningDataModule,
         subclass_mode_model=True,
         subclass_mode_data=True,
         save_config_kwargs={"overwrite": False},
         parser_kwargs={"prog": "affect", "description": DESCRIPTION},
-        args=None if argv is None else args,  # None: LightningCLI reads sys.argv itself
+        args=None if args is None else list(args),
     )
-    return 0

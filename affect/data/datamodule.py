@@ -19,6 +19,7 @@ import lightning as L
 import pandas as pd
 from torch.utils.data import DataLoader, Dataset
 
+from affect.data.augment import AugmentingCollate, BatchAugment
 from affect.data.datasets import FrameDataset, SequenceDataset
 from affect.data.manifest import LoadReport, task_mask, validate_manifest
 from affect.data.splits import subject_split
@@ -62,6 +63,8 @@ class CorpusDataModule(L.LightningDataModule):
         split_seed: seed of the subject-independent split.
         sequence_length: if set, items are sequences of this many frames (video corpora only).
         sequence_stride: start-to-start distance of sequences (default: ``sequence_length``).
+        augment: random horizontal flips and small translations of training batches
+            (``affect.data.augment.BatchAugment``; the paper used no augmentation).
         store: a folder written by ``affect prepare``; if set, images come from its memory-mapped
             shards instead of JPEG/PNG decoding (whole batches are gathered in the main process:
             keep ``num_workers: 0`` there, since workers would pickle every batch across processes).
@@ -81,6 +84,7 @@ class CorpusDataModule(L.LightningDataModule):
         sequence_length: int | None = None,
         sequence_stride: int | None = None,
         store: str | None = None,
+        augment: bool = False,
     ) -> None:
         super().__init__()
         if task is not None and task not in TASKS:
@@ -95,6 +99,7 @@ class CorpusDataModule(L.LightningDataModule):
         self.sequence_length = sequence_length
         self.sequence_stride = sequence_stride
         self.store = store
+        self.augment = augment
         self.report: LoadReport | None = None
         self._manifest: pd.DataFrame | None = None
         self.datasets: dict[str, Dataset] = {}
@@ -161,6 +166,14 @@ class CorpusDataModule(L.LightningDataModule):
     def has_split(self, split: str) -> bool:
         return bool((self.manifest["split"] == split).any())
 
+    def collate_fn(self, split: str):
+        """The collate of ``split``'s loader: the dataset's own (store: pass-through) or torch's default,
+        followed by augmentation on the training split when ``augment`` is on."""
+        collate = getattr(self.dataset(split), "collate_fn", None)
+        if split == "train" and self.augment:
+            return AugmentingCollate(collate, BatchAugment(seed=self.split_seed))
+        return collate
+
     def dataloader(self, split: str, batch_size: int | None = None, shuffle: bool | None = None) -> DataLoader:
         ds = self.dataset(split)
         return DataLoader(
@@ -169,7 +182,7 @@ class CorpusDataModule(L.LightningDataModule):
             shuffle=(split == "train") if shuffle is None else shuffle,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
-            collate_fn=getattr(ds, "collate_fn", None),
+            collate_fn=self.collate_fn(split),
             # a last training batch of 1 breaks batch-norm backbones; evaluation keeps every sample
             drop_last=split == "train" and len(ds) > (batch_size or self.batch_size),
         )

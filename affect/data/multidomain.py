@@ -126,14 +126,14 @@ class MultiDomainDataModule(L.LightningDataModule):
 
     def _loader(self, domain: str, split: str, shuffle: bool) -> DataLoader:
         ds = self.domain_dataset(domain, split)
-        first = ds.datasets[0] if isinstance(ds, ConcatDataset) else ds
+        first = next(dm for dm in self.corpora[domain] if dm.has_split(split))  # its collate (and augmentation)
         return DataLoader(
             ds,
             batch_size=self.batch_sizes[domain],
             shuffle=shuffle,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
-            collate_fn=getattr(first, "collate_fn", None),
+            collate_fn=first.collate_fn(split),
             drop_last=shuffle and len(ds) > self.batch_sizes[domain],  # training only (batch norm and size-1 batches)
         )
 

@@ -1,0 +1,87 @@
+"""Training-time augmentation on uint8 batches (an option; the paper used none, Sec. IV).
+
+``BatchAugment`` works on a collated batch dict, so the same code serves the JPEG/PNG datasets
+(applied in the DataLoader's collate, inside the workers) and the prepared store (whole-batch
+gathers): random horizontal flips — with the 68 landmarks mirrored and re-indexed — and random
+translations with edge padding. Labels are unchanged (VA, EXPR and AU occurrence are taken as
+left-right symmetric).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch.utils.data import default_collate
+
+# iBUG 68-point index of each point's mirror image (jaw, brows, nose, eyes, mouth).
+MIRROR_68: tuple[int, ...] = (
+    *range(16, -1, -1),  # jaw 0..16
+    *range(26, 16, -1),  # brows 17..26
+    27, 28, 29, 30,  # nose bridge
+    35, 34, 33, 32, 31,  # nostrils
+    45, 44, 43, 42, 47, 46,  # right eye <- left eye
+    39, 38, 37, 36, 41, 40,  # left eye <- right eye
+    54, 53, 52, 51, 50, 49, 48,  # outer upper lip
+    59, 58, 57, 56, 55,  # outer lower lip
+    64, 63, 62, 61, 60,  # inner upper lip
+    67, 66, 65,  # inner lower lip
+)
+
+
+class BatchAugment:
+    """Random horizontal flip (probability ``flip``) and translation (up to ``max_shift`` of the side).
+
+    >>> aug = BatchAugment(flip=1.0, max_shift=0.0, seed=0)
+    >>> batch = {"image": torch.arange(4, dtype=torch.uint8).reshape(1, 1, 1, 4).expand(1, 3, 1, 4).clone()}
+    >>> aug(batch)["image"][0, 0, 0].tolist()
+    [3, 2, 1, 0]
+    """
+
+    def __init__(self, flip: float = 0.5, max_shift: float = 0.06, seed: int | None = None) -> None:
+        if not 0.0 <= flip <= 1.0 or not 0.0 <= max_shift < 0.5:
+            raise ValueError(f"flip must be in [0, 1] and max_shift in [0, 0.5), got {flip}, {max_shift}")
+        self.flip, self.max_shift = flip, max_shift
+        self.generator = torch.Generator()
+        self.generator.manual_seed(int(seed) if seed is not None else int(np.random.SeedSequence().entropy % 2**63))
+
+    def __call__(self, batch: dict) -> dict:
+        images = batch["image"]
+        if images.ndim != 4:  # sequences: augment consistently per sequence is not implemented
+            raise ValueError(f"BatchAugment works on frame batches [B, 3, H, W], got {tuple(images.shape)}")
+        n, _, h, w = images.shape
+        images = images.clone()
+        landmarks = batch.get("landmarks")
+        landmarks = landmarks.clone() if landmarks is not None else None
+        flip = torch.rand(n, generator=self.generator) < self.flip
+        if flip.any():
+            images[flip] = images[flip].flip(-1)
+            if landmarks is not None:
+                mirrored = landmarks[flip][:, list(MIRROR_68)]
+                mirrored[..., 0] = 1.0 - mirrored[..., 0]
+                landmarks[flip] = mirrored
+        if self.max_shift > 0:
+            limit = max(1, round(self.max_shift * min(h, w)))
+            shifts = torch.randint(-limit, limit + 1, (n, 2), generator=self.generator)
+            pad = torch.nn.functional.pad(images.float(), (limit, limit, limit, limit), mode="replicate").to(images.dtype)
+            for i, (dy, dx) in enumerate(shifts.tolist()):
+                images[i] = pad[i, :, limit - dy : limit - dy + h, limit - dx : limit - dx + w]
+            if landmarks is not None:
+                landmarks += torch.stack([shifts[:, 1] / w, shifts[:, 0] / h], dim=1)[:, None, :].to(landmarks.dtype)
+        out = dict(batch)
+        out["image"] = images
+        if landmarks is not None:
+            out["landmarks"] = landmarks
+        return out
+
+
+class AugmentingCollate:
+    """``collate`` (default: torch's) followed by ``augment`` on the collated batch (picklable)."""
+
+    def __init__(self, collate: Callable | None, augment: BatchAugment) -> None:
+        self.collate = collate or default_collate
+        self.augment = augment
+
+    def __call__(self, items):
+        return self.augment(self.collate(items))

@@ -1,0 +1,71 @@
+"""Training-batch augmentation: flips mirror images and landmarks, shifts move both together."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from affect.data.augment import MIRROR_68, BatchAugment
+from affect.data.synthetic import make_face
+
+
+def face_batch(n=4, seed=0):
+    rng = np.random.default_rng(seed)
+    faces = [make_face(rng, size=64) for _ in range(n)]
+    return {
+        "image": torch.from_numpy(np.stack([f[0] for f in faces])).permute(0, 3, 1, 2).contiguous(),
+        "landmarks": torch.from_numpy(np.stack([f[1] for f in faces]) / 64.0).float(),
+        "expr": torch.tensor([f[2]["expr"] for f in faces]),
+    }
+
+
+def test_mirror_table_is_an_involution_that_swaps_sides():
+    assert sorted(MIRROR_68) == list(range(68))
+    assert all(MIRROR_68[MIRROR_68[i]] == i for i in range(68))
+    assert MIRROR_68[36] == 45 and MIRROR_68[48] == 54 and MIRROR_68[30] == 30 and MIRROR_68[0] == 16
+
+
+def test_flip_mirrors_pixels_and_landmarks():
+    batch = face_batch()
+    out = BatchAugment(flip=1.0, max_shift=0.0, seed=1)(batch)
+    assert torch.equal(out["image"], batch["image"].flip(-1))
+    lm, new = batch["landmarks"], out["landmarks"]
+    # the new left eye (36-41) is the old right eye (42-47) reflected about the vertical midline
+    np.testing.assert_allclose(new[:, 36:42, 0].numpy(), 1.0 - lm[:, [45, 44, 43, 42, 47, 46], 0].numpy(), atol=1e-6)
+    np.testing.assert_allclose(new[:, 36:42, 1].numpy(), lm[:, [45, 44, 43, 42, 47, 46], 1].numpy(), atol=1e-6)
+    # left-of-right ordering is preserved: point 36 (outer corner) stays left of point 45
+    assert (new[:, 36, 0] < new[:, 45, 0]).all()
+    assert torch.equal(out["expr"], batch["expr"]) and torch.equal(batch["image"], face_batch()["image"])
+
+
+def test_shift_moves_image_content_and_landmarks_together():
+    batch = face_batch(n=1)
+    image = torch.zeros(1, 3, 20, 20, dtype=torch.uint8)
+    image[0, :, 10, 10] = 255
+    batch = {"image": image, "landmarks": torch.full((1, 68, 2), 0.5)}
+    out = BatchAugment(flip=0.0, max_shift=0.2, seed=3)(batch)
+    ys, xs = torch.nonzero(out["image"][0, 0] == 255, as_tuple=True)
+    dy, dx = int(ys[0]) - 10, int(xs[0]) - 10
+    assert (dy, dx) != (0, 0) and abs(dy) <= 4 and abs(dx) <= 4
+    np.testing.assert_allclose(out["landmarks"][0, 0].numpy(), [0.5 + dx / 20, 0.5 + dy / 20], atol=1e-6)
+
+
+def test_bad_arguments_and_sequences_raise():
+    with pytest.raises(ValueError, match="flip must be in"):
+        BatchAugment(flip=2.0)
+    with pytest.raises(ValueError, match="frame batches"):
+        BatchAugment()({"image": torch.zeros(1, 2, 3, 4, 4, dtype=torch.uint8)})
+
+
+def test_datamodule_augments_training_batches_only(tmp_path):
+    from affect.data.corpora.fer2013 import Fer2013DataModule
+    from affect.data.fixtures import write_fixture_tree
+
+    write_fixture_tree(tmp_path, ["fer2013"])
+    plain = Fer2013DataModule(str(tmp_path / "fer2013"), batch_size=64, image_size=48)
+    aug = Fer2013DataModule(str(tmp_path / "fer2013"), batch_size=64, image_size=48, augment=True)
+    a = next(iter(plain.dataloader("train", shuffle=False)))
+    b = next(iter(aug.dataloader("train", shuffle=False)))
+    assert torch.equal(a["expr"], b["expr"]) and not torch.equal(a["image"], b["image"])
+    assert torch.equal(next(iter(plain.test_dataloader()))["image"], next(iter(aug.test_dataloader()))["image"])
