@@ -111,15 +111,15 @@ class CorpusDataModule(L.LightningDataModule):
     @property
     def manifest(self) -> pd.DataFrame:
         """The parsed, filtered and split manifest (parsed once, then cached); with ``store``, the
-        store's table of usable faces (its splits were fixed when it was prepared)."""
+        store's table (``val_fraction`` re-draws a validation split from its training rows)."""
         if self._manifest is None and self.store is not None:
             from affect.data.store import open_store
 
             df = open_store(self.store).manifest
-            df = df[df["status"] == "ok"]
             if self.task is not None:
                 df = df[task_mask(df, self.task)]
-            self._manifest = df.reset_index(drop=True)
+            df = subject_split(df.reset_index(drop=True), self.val_fraction, seed=self.split_seed)
+            self._manifest = df
         if self._manifest is None:
             if not Path(self.root).exists():
                 raise FileNotFoundError(f"{type(self).__name__}: corpus root {self.root} does not exist")
@@ -157,14 +157,18 @@ class CorpusDataModule(L.LightningDataModule):
     def _store_dataset(self, split: str) -> Dataset:
         from affect.data import store
 
+        tasks = [self.task] if self.task else None
         if self.sequence_length:
             return store.StoreSequenceDataset(
-                self.store, split, self.sequence_length, self.sequence_stride, tasks=[self.task] if self.task else None
+                self.store, split, self.sequence_length, self.sequence_stride, tasks=tasks, table=self.manifest
             )
-        return store.StoreFrameDataset(self.store, split, tasks=[self.task] if self.task else None)
+        return store.StoreFrameDataset(self.store, split, tasks=tasks, table=self.manifest)
 
     def has_split(self, split: str) -> bool:
-        return bool((self.manifest["split"] == split).any())
+        rows = self.manifest["split"] == split
+        if "status" in self.manifest.columns:  # a store: only faces that were found count
+            rows &= self.manifest["status"] == "ok"
+        return bool(rows.any())
 
     def collate_fn(self, split: str):
         """The collate of ``split``'s loader: the dataset's own (store: pass-through) or torch's default,

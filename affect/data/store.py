@@ -172,7 +172,8 @@ class StoreFrameDataset(torch.utils.data.Dataset):
 
     Only ``status == "ok"`` slots are used (frames without a face are counted in the store's
     report, not served). ``tasks`` keeps rows annotated for any of "va", "expr", "au"
-    (``task`` is the single-task spelling used by ``CorpusDataModule``).
+    (``task`` is the single-task spelling used by ``CorpusDataModule``). ``table`` replaces the
+    store's own table (same columns, e.g. with a re-drawn validation split).
 
     Use ``DataLoader(ds, batch_size=401, shuffle=True, collate_fn=ds.collate_fn)``: the
     loader then calls ``__getitems__`` once per batch and ``collate_fn`` passes the dict through.
@@ -181,9 +182,9 @@ class StoreFrameDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, store_dir: str, split: str = "train", tasks: list[str] | None = None,
-                 with_landmarks: bool = True, task: str | None = None):
+                 with_landmarks: bool = True, task: str | None = None, table: pd.DataFrame | None = None):
         self.store = open_store(store_dir)
-        df = self.store.manifest
+        df = self.store.manifest if table is None else table  # table: store rows re-split by the caller
         tasks = [*(tasks or []), *([task] if task else [])]
         keep = (df["split"] == split).to_numpy() & (df["status"] == "ok").to_numpy() & _select_tasks(df, tasks)
         self.df = df[keep].reset_index(drop=True)
@@ -238,13 +239,13 @@ class StoreSequenceDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, store_dir: str, split: str = "train", length: int = 80, stride: int | None = None,
-                 tasks: list[str] | None = None, task: str | None = None):
+                 tasks: list[str] | None = None, task: str | None = None, table: pd.DataFrame | None = None):
         tasks = [*(tasks or []), *([task] if task else [])]
         if length < 1:
             raise ValueError(f"length must be >= 1; got {length}")
         self.store = open_store(store_dir)
         self.length, self.stride = length, stride or length
-        df = self.store.manifest
+        df = self.store.manifest if table is None else table  # table: store rows re-split by the caller
         keep = (df["split"] == split).to_numpy() & (df["video"] != "").to_numpy() & _select_tasks(df, tasks)
         df = df[keep].sort_values(["corpus", "video", "face_index", "frame"], kind="stable")
         self.df = df.reset_index(drop=True)

@@ -183,3 +183,19 @@ def test_store_backed_corpora_feed_the_multidomain_module(tmp_path):
     first = ds.__getitems__([0])
     row = int(store.manifest.index[(store.manifest["split"] == "train") & (store.manifest["status"] == "ok")][0])
     assert torch.equal(first["image"][0], torch.from_numpy(np.asarray(store.images[np.array([row])][0])))
+
+
+def test_store_backed_module_redraws_a_validation_split(tmp_path):
+    from affect.data.corpora.fer2013 import Fer2013DataModule, make_fer2013_manifest
+    from affect.data.fixtures import write_fixture_tree
+    from affect.prepare import PrepareOptions, prepare_store
+
+    write_fixture_tree(tmp_path / "raw", ["fer2013"], options={"fer2013": {"n_train": 6}})
+    manifest, _ = make_fer2013_manifest(tmp_path / "raw" / "fer2013")
+    prepare_store(manifest, tmp_path / "raw" / "fer2013", tmp_path / "st", options=PrepareOptions(detect="never"), progress=False)
+    dm = Fer2013DataModule(str(tmp_path / "raw" / "fer2013"), store=str(tmp_path / "st"), val_fraction=0.3)
+    train, val = dm.dataset("train"), dm.dataset("val")
+    n_train = int((manifest["split"] == "train").sum())
+    assert len(train) + len(val) == n_train and abs(len(val) - 0.3 * n_train) <= 1
+    assert not set(train.rows) & set(val.rows)
+    assert len(dm.dataset("test")) == int((manifest["split"] == "test").sum())
