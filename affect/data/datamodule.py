@@ -65,7 +65,7 @@ class CorpusDataModule(L.LightningDataModule):
         sequence_stride: start-to-start distance of sequences (default: ``sequence_length``).
         augment: random horizontal flips and small translations of training batches
             (``affect.data.augment.BatchAugment``; the paper used no augmentation).
-        store: a folder written by ``affect prepare``; if set, images come from its memory-mapped
+        store: a folder written by ``affect prepare`` (environment variables expanded); if set, images come from its memory-mapped
             shards instead of JPEG/PNG decoding (whole batches are gathered in the main process:
             keep ``num_workers: 0`` there, since workers would pickle every batch across processes).
     """
@@ -98,7 +98,7 @@ class CorpusDataModule(L.LightningDataModule):
         self.split_seed = split_seed
         self.sequence_length = sequence_length
         self.sequence_stride = sequence_stride
-        self.store = store
+        self.store = resolve_root(store) if store is not None else None
         self.augment = augment
         self.report: LoadReport | None = None
         self._manifest: pd.DataFrame | None = None
