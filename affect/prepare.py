@@ -24,7 +24,9 @@ its own rows and the options, never on timing or on the number of workers).
 Video rows: ``path`` is a video file and ``frame`` the 0-based index of the decoded frame
 (consecutive rows of one video are decoded in one pass). With ``--audio`` each row also gets
 the spectrogram image of that frame (:mod:`affect.data.audio`) from the video in the optional
-``audio_path`` column, or from ``path`` itself when it is a video.
+``audio_path`` column (frame index ``audio_frame``, 0-based, when given; corpora with frame
+folders such as Aff-Wild2 fill both), or from ``path`` itself when it is a video. Rows without
+an audio source get silence, counted as ``audio_no_source`` in the report.
 
 Workers are spawned processes (``workers > 1``): call :func:`prepare_store` from under
 ``if __name__ == "__main__":`` in scripts. On CPU each worker runs torch with one thread
@@ -227,9 +229,11 @@ def _audio_images(rows: pd.DataFrame, root: Path, opts: PrepareOptions, counts: 
 
     out = np.zeros((len(rows), 1, opts.audio_height, opts.audio_width), np.uint8)  # 0 == -1 == silence
     src = rows["audio_path"] if "audio_path" in rows.columns else rows["path"]
+    frames = rows["audio_frame"] if "audio_frame" in rows.columns else rows["frame"]
     cache: dict[str, np.ndarray | None] = {}
-    for j, (path, frame) in enumerate(zip(src, rows["frame"], strict=True)):
+    for j, (path, frame) in enumerate(zip(src, frames, strict=True)):
         if not isinstance(path, str) or not path or not is_video(path):
+            counts["audio_no_source"] += 1  # stored as silence, and said in the report
             continue
         if path not in cache:
             try:
@@ -264,7 +268,7 @@ def process_shard(k: int, rows: pd.DataFrame, root: str, out: str, opts: Prepare
     examples: dict[str, list[str]] = {}
     nan_lmk = np.full((68, 2), np.nan, np.float32)
     recs = rows.to_dict("records")  # plain dicts: pandas row access costs ~20x more per field
-    columns = [c for c in rows.columns if c not in ("landmarks", "audio_path")]
+    columns = [c for c in rows.columns if c not in ("landmarks", "audio_path", "audio_frame")]
 
     def note(reason: str, text: str) -> None:
         counts[reason] += 1
@@ -491,7 +495,7 @@ def format_report(report: dict) -> str:
         f"corrupt inputs:       {report['corrupt']}",
         f"usable rows:          {report['usable_rows']} {report['per_split']}",
     ]
-    for k in ("audio_unreadable", "audio_frame_out_of_range"):
+    for k in ("audio_no_source", "audio_unreadable", "audio_frame_out_of_range"):
         if report.get(k):
             lines.append(f"{k.replace('_', ' ')}: {report[k]}")
     for reason, ex in report.get("examples", {}).items():

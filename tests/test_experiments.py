@@ -37,16 +37,9 @@ TINY_EXTRA = {"CNNRNNModule": {"backbone_nodes": ["layer1", "layer4"], "low_pool
               "ModelLevelFusionModule": {"backbone_nodes": ["layer1", "layer4"], "low_pool_size": 2}}  # fmt: skip
 #: Metrics of the package that are better when lower (everything else logged is higher-is-better).
 LOWER_IS_BETTER = re.compile(r"(^|/)(loss|mse|mse_v|mse_a)$")
-#: Configs that reveal a bug in a module this file does not own (strict: the fix turns them into failures
-#: until the entry is removed). MT-VGG / MT-VGG-GRU / A/V-MT-VGG-GRU of Table IV predict the 8 ABAW 2020
-#: AUs, but the corpus datamodules deliver AU targets over all 17 AUs of labels.AU_SET.
-AU8_BUG = (
-    "Table IV models (au_set of 8 AUs) get 17-AU targets from the corpus datamodules: "
-    "MultiTaskLoss raises 'batch['au'] has shape (B, 17), expected (B, 8)'"
-)
-KNOWN_BUGS = {
-    f"table4/{n}.yaml": AU8_BUG for n in ("mt_vgg", "mt_vgg_gru_visual", "mt_vgg_gru_audio", "av_mt_vgg_gru")
-}
+#: Configs that reveal a bug in a module this file does not own (strict xfail: the fix turns them
+#: into failures until the entry is removed). None at present.
+KNOWN_BUGS: dict[str, str] = {}
 COMMAND = re.compile(r"^# affect (fit|test|validate) --config (\S+)")
 #: A reported metric named in a config's header comment: ``test/<task>/<metric>``.
 REPORTED = re.compile(r"\btest/(\w+)/(\w+)")
@@ -95,19 +88,19 @@ def av_store(data_root, tmp_path_factory) -> Path:
     """An ``affect prepare`` store of the Aff-Wild2 fixture with one spectrogram image per frame.
 
     The corpus manifest lists the ``cropped_aligned`` jpgs; the spectrograms come from the raw
-    video of each row (``audio_path``, relative to the root). Faces are taken as already cropped.
+    video of each row (the parser's ``audio_path`` / ``audio_frame``). Faces are taken as already cropped.
     """
-    from affect.data.corpora.affwild2 import affwild2_video_path, make_affwild2_manifest
+    from affect.data.corpora.affwild2 import make_affwild2_manifest
     from affect.data.store import open_store
     from affect.prepare import PrepareOptions, prepare_store
 
     root = data_root / "Aff-Wild2"
-    manifest, _ = make_affwild2_manifest(root)
-    manifest["audio_path"] = [str(affwild2_video_path(root, v).relative_to(root)) for v in manifest["video"]]
+    manifest, _ = make_affwild2_manifest(root)  # with videos/ present it fills audio_path / audio_frame
     out = tmp_path_factory.mktemp("stores") / "Aff-Wild2-av"
     opts = PrepareOptions(image_size=IMAGE, detect="never", audio=True, audio_height=AUDIO, audio_width=AUDIO)
     report = prepare_store(manifest, root, out, options=opts, progress=False)
     assert report["usable_rows"] == len(manifest) and not report.get("audio_unreadable")
+    assert not report.get("audio_no_source") and not report.get("audio_frame_out_of_range")
     audio = open_store(out).audio
     assert audio is not None and audio[np.arange(len(audio))].max() > 0, "the store's spectrograms are silent"
     return out

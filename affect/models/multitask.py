@@ -53,7 +53,7 @@ from torch import Tensor, nn
 from torch.optim.lr_scheduler import LambdaLR
 from torchmetrics import MeanMetric
 
-from affect.labels import EXPR_CLASSES, NUM_EXPR
+from affect.labels import EXPR_CLASSES, NUM_AU, NUM_EXPR, au_index
 from affect.losses import MultiTaskLoss
 from affect.losses.multitask import flatten_frames
 from affect.metrics import AUMetrics, ExprMetrics, VAMetrics, p_mtl, scalar_items
@@ -298,8 +298,28 @@ class MultiTaskModule(L.LightningModule):
         return self(batch["image"])
 
     # ------------------------------------------------------------------ steps
+    def prepare_batch(self, batch: Mapping) -> dict:
+        """One batch (domain batches concatenated, Fig. 4) with AU targets on the model's AU set.
+
+        Corpora deliver AU targets over the 17 AUs of ``labels.AU_SET``; a model with another AU
+        set (MT-VGG's 8 ABAW 2020 AUs) gets the matching columns of ``au`` / ``au_mask``.
+        """
+        batch = concat_batches(batch) if is_domain_batch(batch) else dict(batch)
+        au = batch.get("au")
+        if au is not None and au.shape[-1] != len(self.au_set):
+            if au.shape[-1] != NUM_AU:
+                raise ValueError(
+                    f"batch['au'] has {au.shape[-1]} AUs; expected the model's {len(self.au_set)} "
+                    f"({list(self.au_set)}) or the {NUM_AU} of labels.AU_SET"
+                )
+            columns = [au_index(a) for a in self.au_set]
+            batch["au"] = au[..., columns]
+            if batch.get("au_mask") is not None:
+                batch["au_mask"] = batch["au_mask"][..., columns]
+        return batch
+
     def training_step(self, batch: Mapping, batch_idx: int) -> Tensor:
-        batch = concat_batches(batch) if is_domain_batch(batch) else batch
+        batch = self.prepare_batch(batch)
         outputs = self.forward_batch(batch)
         return self._shared_step("train", outputs, batch, self.tasks)
 
@@ -313,7 +333,7 @@ class MultiTaskModule(L.LightningModule):
         """``va`` ``[B, 2]``, ``expr`` softmax ``[B, 7]``, ``au`` sigmoid ``[B, A]`` of the trained
         tasks (``[B, T, ...]`` for sequences), plus the batch's ``path`` / ``corpus`` / ``video`` /
         ``frame`` / ``frame_mask`` when present."""
-        batch = concat_batches(batch) if is_domain_batch(batch) else batch
+        batch = self.prepare_batch(batch)
         outputs = self.forward_batch(batch)
         pred: dict = {}
         if "va" in self.tasks:
@@ -326,7 +346,7 @@ class MultiTaskModule(L.LightningModule):
         return pred
 
     def _eval_step(self, stage: str, batch: Mapping, dataloader_idx: int) -> None:
-        batch = concat_batches(batch) if is_domain_batch(batch) else batch
+        batch = self.prepare_batch(batch)
         outputs = self.forward_batch(batch)
         self._shared_step(stage, outputs, batch, self._domain_tasks(stage, dataloader_idx))
 

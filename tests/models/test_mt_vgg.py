@@ -270,3 +270,21 @@ def test_vggface_checkpoint_loaded_into_the_backbone_at_fit(tmp_path):
     torch.testing.assert_close(
         module.net.backbone.body.state_dict()["features.28.weight"], sd["conv5_3.weight"]
     )
+
+
+def test_corpus_au_targets_are_narrowed_to_the_model_au_set():
+    """Corpora give the 17 AUs of labels.AU_SET; MT-VGG's 8 ABAW 2020 AUs pick their columns."""
+    import pytest
+    import torch
+
+    from affect.labels import AU_SET
+    from affect.models.mt_vgg import MTVGGModule
+
+    module = MTVGGModule(backbone="test_resnet", hidden=16, image_size=32, log_media=False)
+    au = torch.tensor([AU_SET], dtype=torch.float32)  # the value of each column is its AU number
+    batch = module.prepare_batch({"image": torch.zeros(1, 3, 32, 32, dtype=torch.uint8), "au": au,
+                                  "au_mask": au > 4})
+    assert batch["au"][0].tolist() == [1, 2, 4, 6, 12, 15, 20, 25]
+    assert batch["au_mask"][0].tolist() == [False, False, False, True, True, True, True, True]
+    with pytest.raises(ValueError, match="batch\\['au'\\] has 5 AUs"):
+        module.prepare_batch({"au": torch.zeros(1, 5)})

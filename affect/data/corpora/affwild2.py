@@ -358,8 +358,27 @@ def make_affwild2_manifest(
     df["corpus"] = CORPUS
     df["subject"] = [subject_of(v) for v in df["video"]]
     df = validate_manifest(df)
+    _add_audio_sources(df, root, report)
     report.kept = len(df)
     return df, report
+
+
+def _add_audio_sources(df: pd.DataFrame, root: Path, report: LoadReport) -> None:
+    """With the raw videos present (``<root>/videos``), point each frame at its audio source for
+    ``affect prepare --audio``: ``audio_path`` (relative to root) and ``audio_frame`` (the 0-based
+    index of the frame in the decoded video; ``cropped_aligned`` frames are numbered from 1)."""
+    if not any(root.glob("videos*")):
+        return
+    paths: dict[str, str] = {}
+    for video in df["video"].unique():
+        try:
+            paths[video] = str(affwild2_video_path(root, video).relative_to(root))
+        except FileNotFoundError:
+            paths[video] = ""
+            report.skip("no raw video for the audio track (row kept, no audio)", int((df["video"] == video).sum()),
+                        example=str(video))
+    df["audio_path"] = df["video"].map(paths)
+    df["audio_frame"] = df["frame"] - 1
 
 
 # ------------------------------------------------------------------------------------ predictions

@@ -283,3 +283,32 @@ def test_yaml_with_env_root(tmp_path, monkeypatch):
     assert isinstance(dm, AffWild2DataModule) and dm.root == str(tmp_path / "Aff-Wild2") and dm.task is None
     keys = {(v, f) for t in ("va", "expr", "au") for v, f in make_affwild2_manifest(dm.root, t)[0][["video", "frame"]].itertuples(index=False)}
     assert len(dm.manifest) == len(keys)
+
+
+def test_raw_videos_give_each_frame_its_audio_source(tmp_path):
+    """With ``videos/`` present, frames point at their A/V video; frame 00001.jpg is decoded frame 0."""
+    import numpy as np
+
+    from affect.data.audio import to_uint8, video_spectrogram_frames
+    from affect.data.corpora.affwild2 import affwild2_video_path, make_affwild2_manifest
+    from affect.data.fixtures.affwild2 import write_affwild2
+    from affect.data.store import open_store
+    from affect.prepare import PrepareOptions, prepare_store
+
+    root = write_affwild2(tmp_path / "aw2", n_videos=3, n_frames=8, with_videos=True)
+    df, _ = make_affwild2_manifest(root)
+    assert (df["audio_frame"] == df["frame"] - 1).all()
+    for video, path in zip(df["video"], df["audio_path"], strict=True):
+        assert root / path == affwild2_video_path(root, video)
+    opts = PrepareOptions(image_size=32, detect="never", audio=True, audio_height=16, audio_width=16)
+    report = prepare_store(df, root, tmp_path / "st", options=opts, progress=False)
+    assert not report.get("audio_no_source") and not report.get("audio_frame_out_of_range")
+    store = open_store(tmp_path / "st")
+    video, frame = df["video"][0], int(df["frame"][0])
+    row = store.manifest.index[(store.manifest["video"] == video) & (store.manifest["frame"] == frame)][0]
+    spec = to_uint8(video_spectrogram_frames(root / df["audio_path"][0], 16, 16, opts.audio_context_s))
+    np.testing.assert_array_equal(store.audio[np.array([row])][0], spec[frame - 1])  # jpg n = decoded frame n-1
+
+    no_videos = write_affwild2(tmp_path / "plain", n_videos=3, n_frames=8)
+    plain, _ = make_affwild2_manifest(no_videos)
+    assert "audio_path" not in plain.columns
