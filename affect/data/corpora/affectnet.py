@@ -50,7 +50,7 @@ import numpy as np
 import pandas as pd
 
 from affect.data.datamodule import CorpusDataModule
-from affect.data.manifest import LoadReport, manifest_from_records, validate_manifest
+from affect.data.manifest import LoadReport, manifest_from_records
 from affect.labels import AFFECTNET_EXPR_NAMES, AFFECTNET_EXPR_ORDER, expr_index
 
 CORPUS = "affectnet"
@@ -251,10 +251,7 @@ def make_affectnet_manifest(
         for record in records:
             if record["split"] == "val":
                 record["split"] = "test"
-    if records:
-        df = manifest_from_records(records)
-    else:
-        df = validate_manifest(pd.DataFrame(columns=["path", "corpus"]))
+    df = manifest_from_records(records)
     return df, report
 
 

@@ -39,7 +39,7 @@ from urllib.parse import unquote, urlparse
 import pandas as pd
 
 from affect.data.datamodule import CorpusDataModule
-from affect.data.manifest import LoadReport, manifest_from_records, validate_manifest
+from affect.data.manifest import LoadReport, manifest_from_records
 from affect.labels import AU_SET, EXPR_CLASSES, expr_index
 
 CORPUS = "emotionet"
@@ -277,10 +277,7 @@ def make_emotionet_manifest(
     for split in compound_sheets:
         records += _read_compound_sheet(root, split, locate, require_images, classes, report)
     report.kept = len(records)
-    if records:
-        df = manifest_from_records(records)
-    else:
-        df = validate_manifest(pd.DataFrame(columns=["path", "corpus"]))
+    df = manifest_from_records(records)
     return df, report
 
 

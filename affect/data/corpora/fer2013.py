@@ -27,7 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 from affect.data.datamodule import CorpusDataModule
-from affect.data.manifest import LoadReport, manifest_from_records, validate_manifest
+from affect.data.manifest import LoadReport, manifest_from_records
 from affect.labels import FER2013_FOLDERS, expr_index
 
 CORPUS = "fer2013"
@@ -70,10 +70,7 @@ def make_fer2013_manifest(root: str | Path) -> tuple[pd.DataFrame, LoadReport]:
                     continue
                 records.append({"path": f"{folder}/{name}/{file}", "corpus": CORPUS, "split": split, "expr": expr})
     report.kept = len(records)
-    if records:
-        df = manifest_from_records(records)
-    else:
-        df = validate_manifest(pd.DataFrame(columns=["path", "corpus"]))
+    df = manifest_from_records(records)
     return df, report
 
 

@@ -34,7 +34,7 @@ import pandas as pd
 
 from affect.data.datamodule import CorpusDataModule
 from affect.data.face.template import frontal_template
-from affect.data.manifest import LoadReport, manifest_from_records, validate_manifest
+from affect.data.manifest import LoadReport, manifest_from_records
 from affect.labels import RAFDB_BASIC_ORDER, RAFDB_COMPOUND_CLASSES, expr_index
 
 CORPUS = "rafdb"
@@ -178,10 +178,7 @@ def make_rafdb_manifest(
                 record.update(landmarks5=points, box_x=box[0], box_y=box[1], box_w=box[2], box_h=box[3])
             records.append(record)
     report.kept = len(records)
-    if records:
-        df = manifest_from_records(records)
-    else:
-        df = validate_manifest(pd.DataFrame(columns=["path", "corpus"]))
+    df = manifest_from_records(records)
     return df, report
 
 
