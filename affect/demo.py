@@ -112,7 +112,7 @@ def table(results: dict[str, dict[str, float]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m affect.demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="demo_out", help="folder for corpora, runs and results")
-    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=10)
     args = parser.parse_args(argv)
     for key, value in (("HF_HUB_OFFLINE", "1"), ("NO_ALBUMENTATIONS_UPDATE", "1"), ("WANDB_MODE", "offline"),
                        ("WANDB_SILENT", "true")):

@@ -164,3 +164,38 @@ def test_extra_subcommands_real_help(command, capsys):
         affect.cli.main([command, "--help"])
     assert info.value.code == 0
     assert f"affect {command}" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_fer2013_checkpoint_scores_another_fer_layout_folder(tmp_path, monkeypatch):
+    """experiments/fer2013.yaml: fit, then ``affect test --ckpt_path`` on any FER2013-layout folder."""
+    import glob
+
+    import yaml
+
+    from affect.cli import build_cli
+    from affect.data.fixtures import write_fixture_tree
+
+    repo = Path(__file__).resolve().parents[1]
+    write_fixture_tree(tmp_path / "data", ["fer2013"], options={"fer2013": {"n_train": 8, "seed": 1}})
+    other = write_fixture_tree(tmp_path / "other", ["fer2013"], options={"fer2013": {"n_train": 2, "n_test": 4, "seed": 2}})
+    monkeypatch.setenv("AFFECT_DATA", str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)
+    small = tmp_path / "small.yaml"
+    small.write_text(yaml.safe_dump({
+        "model": {"init_args": {"backbone": "test_resnet", "hidden": 16, "image_size": 32}},
+        "data": {"init_args": {"image_size": 32, "batch_size": 8, "num_workers": 0}},
+        "trainer": {"max_epochs": 1, "max_time": None, "default_root_dir": str(tmp_path / "run"),
+                    "logger": {"class_path": "lightning.pytorch.loggers.CSVLogger",
+                               "init_args": {"save_dir": str(tmp_path / "run"), "name": "csv"}}},
+    }))
+    config = str(repo / "experiments" / "fer2013.yaml")
+    build_cli(["fit", "--config", config, "--config", str(small)])
+    ckpt = sorted(glob.glob(str(tmp_path / "run" / "csv" / "version_0" / "checkpoints" / "*.ckpt")))[0]
+    cli = build_cli(["test", "--config", config, "--config", str(small), "--ckpt_path", ckpt,
+                     "--data.init_args.root", str(other / "fer2013"),
+                     "--trainer.logger.init_args.save_dir", str(tmp_path / "scored")])
+    metrics = cli.trainer.callback_metrics
+    assert {"test/expr/acc", "test/expr/f1"} <= set(metrics)
+    assert 0.0 <= float(metrics["test/expr/acc"]) <= 1.0
+    assert len(cli.datamodule.dataset("test")) == 7 * 4  # the other folder's test split, every image
