@@ -139,7 +139,8 @@ class Recorder(L.LightningModule):
 @pytest.mark.ddp
 @pytest.mark.slow
 def test_ddp_ranks_see_disjoint_samples(tmp_path):
-    dm = make_dm(tmp_path, batch_sizes="fixed", va_batch_size=6, au_batch_size=4, expr_batch_size=2)
+    # per rank: 18 / 11 / 4 training samples; batch sizes that divide them, so no partial batch is dropped
+    dm = make_dm(tmp_path, batch_sizes="fixed", va_batch_size=6, au_batch_size=11, expr_batch_size=2)
     trainer = L.Trainer(
         accelerator="cpu", devices=2, strategy="ddp_spawn", max_epochs=1, logger=False,
         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
