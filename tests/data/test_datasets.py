@@ -105,4 +105,4 @@ def test_task_filter_is_counted_and_split_is_subject_independent(tmp_path):
 
 def test_missing_root_raises(tmp_path):
     with pytest.raises(FileNotFoundError, match="corpus root .*nowhere does not exist"):
-        TwoTaskCorpus(str(tmp_path / "nowhere")).manifest
+        _ = TwoTaskCorpus(str(tmp_path / "nowhere")).manifest

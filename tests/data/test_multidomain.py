@@ -51,7 +51,7 @@ class ToyCorpus(CorpusDataModule):
 
 def make_dm(tmp_path, sizes=(40, 26, 12), **kwargs) -> MultiDomainDataModule:
     mods = {}
-    for (task, n), offset in zip(zip(("va", "au", "expr"), sizes), (0, 1000, 2000)):
+    for (task, n), offset in zip(zip(("va", "au", "expr"), sizes, strict=True), (0, 1000, 2000), strict=True):
         (tmp_path / task).mkdir(exist_ok=True)
         mods[task] = [ToyCorpus(str(tmp_path / task), n=n, label_task=task, offset=offset, image_size=8)]
     return MultiDomainDataModule(**mods, **kwargs)

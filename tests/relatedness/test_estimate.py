@@ -25,7 +25,7 @@ def draw_manifest(table: str, n_per_emotion: int, seed: int = 0, mask_rate: floa
         au = (rng.random((n_per_emotion, len(AU_SET))) < p).astype(float)
         au[rng.random(au.shape) < mask_rate] = np.nan
         for row in au:
-            rows.append({"path": "x", "corpus": "drawn", "expr": e, **dict(zip(AU_COLUMNS, row))})
+            rows.append({"path": "x", "corpus": "drawn", "expr": e, **dict(zip(AU_COLUMNS, row, strict=True))})
     return pd.DataFrame(rows)
 
 
