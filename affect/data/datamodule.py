@@ -159,10 +159,18 @@ class CorpusDataModule(L.LightningDataModule):
 
         tasks = [self.task] if self.task else None
         if self.sequence_length:
-            return store.StoreSequenceDataset(
+            ds = store.StoreSequenceDataset(
                 self.store, split, self.sequence_length, self.sequence_stride, tasks=tasks, table=self.manifest
             )
-        return store.StoreFrameDataset(self.store, split, tasks=tasks, table=self.manifest)
+        else:
+            ds = store.StoreFrameDataset(self.store, split, tasks=tasks, table=self.manifest)
+        if ds.store.image_size != self.image_size:
+            raise ValueError(
+                f"{type(self).__name__}: the store {self.store} holds {ds.store.image_size}x{ds.store.image_size} "
+                f"crops but image_size is {self.image_size}; set image_size to match or re-run affect prepare "
+                f"with --image-size {self.image_size}"
+            )
+        return ds
 
     def has_split(self, split: str) -> bool:
         rows = self.manifest["split"] == split

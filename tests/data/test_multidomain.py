@@ -200,3 +200,6 @@ def test_store_backed_module_redraws_a_validation_split(tmp_path):
     assert len(train) + len(val) == n_train and abs(len(val) - 0.3 * n_train) <= 1
     assert not set(train.rows) & set(val.rows)
     assert len(dm.dataset("test")) == int((manifest["split"] == "test").sum())
+    wrong = Fer2013DataModule(str(tmp_path / "raw" / "fer2013"), store=str(tmp_path / "st"), image_size=64)
+    with pytest.raises(ValueError, match="holds 96x96 crops but image_size is 64"):
+        wrong.dataset("train")
