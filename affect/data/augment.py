@@ -65,8 +65,11 @@ class BatchAugment:
             limit = max(1, round(self.max_shift * min(h, w)))
             shifts = torch.randint(-limit, limit + 1, (n, 2), generator=self.generator)
             pad = torch.nn.functional.pad(images.float(), (limit, limit, limit, limit), mode="replicate").to(images.dtype)
-            for i, (dy, dx) in enumerate(shifts.tolist()):
-                images[i] = pad[i, :, limit - dy : limit - dy + h, limit - dx : limit - dx + w]
+            # one gather for the whole batch: output pixel (y, x) of sample i reads pad[y - dy_i, x - dx_i]
+            rows = torch.arange(h)[None, :] + limit - shifts[:, :1]  # [n, h]
+            cols = torch.arange(w)[None, :] + limit - shifts[:, 1:]  # [n, w]
+            index = torch.arange(n)[:, None, None, None], torch.arange(images.shape[1])[None, :, None, None]
+            images = pad[index[0], index[1], rows[:, None, :, None], cols[:, None, None, :]]
             if landmarks is not None:
                 landmarks += torch.stack([shifts[:, 1] / w, shifts[:, 0] / h], dim=1)[:, None, :].to(landmarks.dtype)
         out = dict(batch)

@@ -69,3 +69,17 @@ def test_datamodule_augments_training_batches_only(tmp_path):
     b = next(iter(aug.dataloader("train", shuffle=False)))
     assert torch.equal(a["expr"], b["expr"]) and not torch.equal(a["image"], b["image"])
     assert torch.equal(next(iter(plain.test_dataloader()))["image"], next(iter(aug.test_dataloader()))["image"])
+
+
+def test_batched_shift_equals_per_sample_crops_of_the_padded_image():
+    """Each sample's output is the edge-padded input cropped at the offset its landmarks moved by."""
+    gen = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (6, 3, 20, 24), dtype=torch.uint8, generator=gen)
+    batch = {"image": images, "landmarks": torch.full((6, 68, 2), 0.5)}
+    out = BatchAugment(flip=0.0, max_shift=0.2, seed=5)(batch)
+    padded = np.pad(images.numpy(), ((0, 0), (0, 0), (4, 4), (4, 4)), mode="edge")
+    moved = out["landmarks"][:, 0] - 0.5
+    for i in range(6):
+        dx, dy = round(float(moved[i, 0]) * 24), round(float(moved[i, 1]) * 20)
+        want = padded[i, :, 4 - dy : 4 - dy + 20, 4 - dx : 4 - dx + 24]
+        np.testing.assert_array_equal(out["image"][i].numpy(), want)
