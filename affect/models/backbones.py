@@ -35,24 +35,44 @@ PyTorch state dict (Oxford names ``conv1_1`` ... ``conv5_3`` or torchvision name
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import timm
 import torch
-from timm.models import create_feature_extractor
+from timm.models import build_model_with_cfg, create_feature_extractor, generate_default_cfgs, register_model
+from timm.models.vgg import VGG, cfgs
 from torch import Tensor, nn
 from torchvision.models.feature_extraction import get_graph_node_names
+
+from affect.models.weights import InitialWeights, WeightsFileError, read_weights
 
 __all__ = [
     "VGG16_MULTI_LEVEL",
     "VGGFACE_CONV_INDEX",
     "Backbone",
+    "VGGFACE_WEIGHTS_HELP",
+    "VGGFACE_ENV",
     "VGGFaceLoadError",
+    "backbone_weights_source",
     "load_vggface",
+    "vggface",
+    "vggface_filter_fn",
     "vggface_state_dict",
 ]
+
+#: The environment variable naming the converted VGG-FACE file (like ``AFFECT_DATA`` for the corpora).
+VGGFACE_ENV = "VGGFACE_WEIGHTS"
+#: Where VGG-FACE weights come from, for the error of a ``vggface`` row run without them.
+VGGFACE_WEIGHTS_HELP = (
+    "VGG-Face weights (Parkhi et al. 2015) are published by the Oxford VGG group at "
+    "https://www.robots.ox.ac.uk/~vgg/software/vgg_face/; convert them to a PyTorch state dict "
+    "(Oxford names conv1_1.weight..conv5_3.bias, or torchvision features.N) and point VGGFACE_WEIGHTS "
+    "(or --model.init_args.backbone_weights) at the .pth file; to train from random weights instead, "
+    "say so with --model.init_args.backbone vgg16"
+)
 
 #: FX nodes of timm ``vgg16`` for the paper's multi-level features (Sec. V-B, Fig. 2): the 2nd
 #: pooling layer (following the 4th conv layer, conv2_2) and the last pooling layer (after conv5_3).
@@ -122,11 +142,13 @@ class Backbone(nn.Module):
         return self._taps(x)
 
 
-class VGGFaceLoadError(ValueError):
+class VGGFaceLoadError(WeightsFileError):
     """A VGG-FACE checkpoint that does not fit the VGG-16 conv layout (lists every offending key)."""
 
 
-def vggface_state_dict(checkpoint: str | Path | Mapping[str, Tensor]) -> dict[str, Tensor]:
+def vggface_state_dict(
+    checkpoint: str | Path | Mapping[str, Tensor], *, trusted: bool = False, key: str = "backbone_weights"
+) -> dict[str, Tensor]:
     """Read a converted VGG-FACE checkpoint and rename it to the VGG-16 ``features.N`` layout.
 
     Accepted key styles (a ``"module."`` / ``"model."`` prefix from
@@ -147,10 +169,7 @@ def vggface_state_dict(checkpoint: str | Path | Mapping[str, Tensor]) -> dict[st
     ['features.7.weight']
     """
     if isinstance(checkpoint, (str, Path)):
-        path = Path(checkpoint)
-        if not path.is_file():
-            raise FileNotFoundError(f"VGG-FACE checkpoint {str(path)!r} does not exist")
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        checkpoint = read_weights(checkpoint, trusted=trusted, key=key)
     if (
         isinstance(checkpoint, Mapping)
         and "state_dict" in checkpoint
@@ -173,14 +192,17 @@ def vggface_state_dict(checkpoint: str | Path | Mapping[str, Tensor]) -> dict[st
     return out
 
 
-def load_vggface(backbone: Backbone, checkpoint: str | Path | Mapping[str, Tensor]) -> None:
+def load_vggface(
+    backbone: Backbone, checkpoint: str | Path | Mapping[str, Tensor], *, trusted: bool = False,
+    key: str = "backbone_weights",
+) -> None:
     """Load a converted VGG-FACE checkpoint into a VGG-16 :class:`Backbone` (strict, in place).
 
     Keys are renamed by :func:`vggface_state_dict`. Every conv weight/bias of the backbone must be
     present with the same shape; anything else (except the dropped FC layers) is an error. The
     error lists missing, unexpected and shape-mismatched keys together.
     """
-    source = vggface_state_dict(checkpoint)
+    source = vggface_state_dict(checkpoint, trusted=trusted, key=key)
     target = backbone.body.state_dict()
     missing = sorted(set(target) - set(source), key=_natural)
     unexpected = sorted(set(source) - set(target), key=_natural)
@@ -191,7 +213,7 @@ def load_vggface(backbone: Backbone, checkpoint: str | Path | Mapping[str, Tenso
     ]
     if missing or unexpected or mismatched:
         raise VGGFaceLoadError(
-            f"VGG-FACE checkpoint does not fit backbone {backbone.name!r} (VGG-16 conv layout expected; "
+            f"{key}: VGG-FACE checkpoint does not fit backbone {backbone.name!r} (VGG-16 conv layout expected; "
             f"conv names conv1_1..conv5_3 or features.N):\n"
             f"  missing keys ({len(missing)}): {missing}\n"
             f"  unexpected keys ({len(unexpected)}): {unexpected}\n"
@@ -202,3 +224,54 @@ def load_vggface(backbone: Backbone, checkpoint: str | Path | Mapping[str, Tenso
 
 def _natural(key: str) -> list:
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", key)]
+
+
+def vggface_filter_fn(state_dict: Mapping[str, Tensor], model: nn.Module | None = None) -> dict[str, Tensor]:
+    """timm ``pretrained_filter_fn`` of the ``vggface`` model: Oxford / converted names -> VGG-16's.
+
+    (:func:`vggface_state_dict` on a loaded state dict; the FC layers are dropped, so load with
+    ``strict=False`` or into a model without them.)
+    """
+    return vggface_state_dict(state_dict)
+
+
+#: timm reads a module's ``default_cfgs`` when ``@register_model`` runs (the ``vggface`` entry).
+default_cfgs = generate_default_cfgs({"vggface": {"url": "", "num_classes": 2622, "input_size": (3, 224, 224),
+                                   "pool_size": (1, 1), "crop_pct": 1.0, "first_conv": "features.0",
+                                   "classifier": "head.fc", "license": "non-commercial (Oxford VGG)"}})  # fmt: skip
+
+
+@register_model
+def vggface(pretrained: bool = False, **kwargs) -> VGG:
+    """VGG-FACE (Parkhi et al. 2015) as a timm model: the VGG-16 layout ("D") whose pretrained weights
+    are a user's converted VGG-Face file (no download exists), mapped by :func:`vggface_filter_fn`::
+
+        timm.create_model("vggface", pretrained=True, pretrained_cfg_overlay={"file": "vggface.pth"},
+                          pretrained_strict=False, num_classes=0)
+
+    Inside ``affect`` the file is loaded once, when ``fit`` starts (``backbone_weights``), never here.
+    """
+    out_indices = kwargs.pop("out_indices", (0, 1, 2, 3, 4, 5))
+    return build_model_with_cfg(
+        VGG, "vggface", pretrained, model_cfg=cfgs["vgg16"],
+        feature_cfg=dict(flatten_sequential=True, out_indices=out_indices),
+        pretrained_filter_fn=vggface_filter_fn, **kwargs,
+    )  # fmt: skip
+
+
+
+def backbone_weights_source(hparams: Mapping, backbone: Backbone) -> list[InitialWeights]:
+    """The initial weights of a module's backbone (``backbone`` / ``backbone_weights`` settings).
+
+    ``backbone="vggface"`` (the paper's VGG-FACE) needs its converted weights file:
+    ``backbone_weights``, else ``$VGGFACE_WEIGHTS``; without either it is an error saying where the
+    weights are published (:data:`VGGFACE_WEIGHTS_HELP`), never a silent random init. Any other
+    backbone starts from random weights unless ``backbone_weights`` names a state dict of it.
+    """
+    name, path = hparams["backbone"], hparams.get("backbone_weights")
+    if name == "vggface":
+        path = path or os.environ.get(VGGFACE_ENV)
+        if not path:
+            raise WeightsFileError(f"backbone 'vggface' needs its weights file and none is set. {VGGFACE_WEIGHTS_HELP}")
+        return [InitialWeights("backbone_weights", backbone, str(path), layout="vggface")]
+    return [InitialWeights("backbone_weights", backbone.body, str(path), strict=True)] if path else []

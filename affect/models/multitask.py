@@ -1,193 +1,79 @@
-"""Lightning logic shared by every VA / EXPR / AU model of the package, written once.
+"""The one task module behind every VA / EXPR / AU architecture of the package.
 
-:class:`MultiTaskModule` is the base of the thin per-architecture ``LightningModule``s (MT-VGG,
-FaceBehaviorNet, the temporal CNN-RNNs). A subclass sets ``self.net`` (a plain ``nn.Module``) after
-``super().__init__(...)``; if its network needs more than the normalised images (landmarks,
-audio, sequences) it overrides :meth:`MultiTaskModule.forward_batch`. The base owns:
+:class:`MultiTaskModule` is composed of parts (anomalib ``AnomalibModule`` / torchgeo
+``trainers/base.py`` style): a network ``net`` (any ``nn.Module`` that returns a dict with ``va``,
+``expr`` and / or ``au`` and declares the batch keys it reads in ``input_keys``) and a loss ``loss``
+(:class:`affect.losses.MultiTaskLoss`, eq. 4-7 and the coupling losses of Sec. VI-B). Both can be
+passed in (in YAML by ``class_path``); when they are not, :meth:`MultiTaskModule.configure_net` and
+:meth:`MultiTaskModule.configure_loss` build the defaults. An architecture's LightningModule
+(``FaceBehaviorNetModule``, ``AffWildNetModule``, ...) is a subclass that declares only its network's
+arguments and ``configure_net``; every other argument reaches this class through ``**kwargs``.
 
-- **input normalisation** on device: uint8 ``[..., 3, H, W]`` -> ``x / 127.5 - 1`` in [-1, 1]
-  (paper Sec. IV), see :func:`normalise_images`;
-- **the loss**, :class:`affect.losses.MultiTaskLoss` (eq. 4-7 and the coupling losses of Sec. VI-B);
-  the heads of tasks not in ``tasks`` get no loss and no metric ("(3x) VGG-FACE single-task" of
-  Table VI = FaceBehaviorNet with ``tasks=["va"]``, ``["expr"]`` or ``["au"]``);
-- **batches**: one frame (or sequence) batch dict, or a dict of domain batches
-  ``{"va": batch, "au": batch, "expr": batch}`` from a ``CombinedLoader`` in ``max_size_cycle``
-  mode, concatenated into one forward pass as in Fig. 4 (:func:`concat_batches`). Sequence
-  outputs ``[B, T, ...]`` are reduced to their valid frames (``frame_mask``) for loss and metrics;
-- **metrics**, one set per stage (train / val / test) per task: :class:`~affect.metrics.VAMetrics`,
-  :class:`~affect.metrics.ExprMetrics`, :class:`~affect.metrics.AUMetrics` (DDP-exact sums),
-  computed over the whole epoch and logged as ``{stage}/{task}/{metric}`` (``val/va/ccc``,
-  ``val/va/ccc_v``, ``val/expr/f1``, ``val/expr/diag``, ``val/au/f1``, ``val/au/afa``, per-AU
-  ``val/au/f1_AU12``, ...), plus ``{stage}/p_mtl`` (ABAW P_MTL = P_VA + P_EXPR + P_AU, only when
-  all three tasks are trained) and ``{stage}/loss`` (the total, per-step on train, averaged over
-  the epoch's batches weighted by batch size on val/test; the unweighted terms as
-  ``{stage}/{term}/loss``, on val/test averaged over the batches that annotate the task, weighted by
-  their annotated frames). A metric with no annotated sample in the epoch is NaN;
-- **evaluation domains**: when ``val_dataloader`` / ``test_dataloader`` returns a dict of
-  loaders (Lightning iterates them as a ``CombinedLoader`` in ``sequential`` mode, one
-  ``dataloader_idx`` each), a loader whose key is a task name (``"va"``, ``"expr"``, ``"au"``)
-  updates only that task's metrics; any other key (e.g. a corpus name) or a list of loaders
-  updates every task whose labels the batch carries (the masks decide);
-- **media** at the end of validation / test (rank 0, not during the sanity check): EXPR confusion
-  matrix, per-AU F1 bars, VA 2-D histograms (of up to ``media_samples`` frames of rank 0), sent by
-  :func:`affect.tracking.log_figure` to W&B or as PNGs into the CSV logger's directory;
-- **optimisation**: Adam, learning rate ``lr`` (paper 1e-4), optionally multiplied by
-  ``lr_decay_gamma`` every epoch from epoch ``lr_decay_after`` on ("exponentially decaying after
-  10 epochs", Sec. V-A);
-- **prediction**: :meth:`MultiTaskModule.predict_step` returns ``va`` and the probabilities
-  (softmax ``expr``, sigmoid ``au``) of the trained tasks, plus the batch's ids. A checkpoint holds
-  what predicting needs: the constructor arguments (``tasks``, ``au_set``, ``image_size``, ...) in
-  ``checkpoint["hyper_parameters"]`` and :meth:`MultiTaskModule.label_spaces` (``expr_classes``,
-  ``au_set``, ``tasks``, ``image_size``, ``normalisation``) in ``checkpoint["affect"]``.
+The module owns:
+
+- **steps**: one frame or sequence batch, or a dict of domain batches ``{"va": ..., "au": ...,
+  "expr": ...}`` (a ``CombinedLoader`` in ``max_size_cycle`` mode), concatenated into one forward
+  pass as in Fig. 4 (:func:`~affect.models.batching.concat_batches`); AU targets narrowed to the
+  model's AU set. Sequence outputs ``[B, T, ...]`` are reduced to their valid frames for loss and
+  metrics. Tasks outside ``tasks`` get no loss and no metric ("(3x) VGG-FACE single-task" of Table VI
+  = FaceBehaviorNet with ``tasks=["va"]``, ``["expr"]`` or ``["au"]``);
+- **metrics**, one set per stage per task (:class:`~affect.metrics.VAMetrics`,
+  :class:`~affect.metrics.ExprMetrics`, :class:`~affect.metrics.AUMetrics`: DDP-exact sums), over the
+  whole epoch, logged as ``{stage}/{task}/{metric}`` (``val/va/ccc``, ``val/expr/f1``,
+  ``val/au/f1_AU12``, ...), ``{stage}/p_mtl`` (when all three tasks are trained) and
+  ``{stage}/loss`` / ``{stage}/{term}/loss``. A metric with no annotated sample in the epoch is NaN.
+  The epoch's results stay in :attr:`MultiTaskModule.epoch_results` for callbacks (figures);
+- **evaluation domains**: a dict of validation / test loaders whose key is a task name updates only
+  that task's metrics; any other key, or a list, updates every task the batch's masks annotate;
+- **initial weights**, once, when ``fit`` starts (:mod:`affect.models.weights`): the subclass's
+  :meth:`MultiTaskModule.initial_weights` (VGG-FACE file, checkpoints of earlier runs) then
+  ``init_checkpoint``; never in ``validate`` / ``test`` / ``predict``, never for a restored module;
+- **optimisation**: Adam (fused on CUDA), learning rate ``lr``, optionally decaying by
+  ``lr_decay_gamma`` per epoch from epoch ``lr_decay_after`` on ("exponentially decaying after 10
+  epochs", Sec. V-A); optional ``torch.compile`` of the network;
+- **prediction**: ``predict_step`` returns ``va`` and the probabilities (softmax ``expr``, sigmoid
+  ``au``) of the trained tasks, plus the batch's ids (:data:`affect.data.batches.ID_KEYS`);
+  checkpoints hold the label spaces in ``checkpoint["affect"]`` (:meth:`MultiTaskModule.label_spaces`).
+
+Per-sequence median evaluation and the evaluation figures are callbacks
+(:mod:`affect.models.callbacks`); validation / test steps return the batch's outputs for them.
 """
 
 from __future__ import annotations
 
 import functools
-import warnings
 from collections.abc import Mapping, Sequence
 
 import lightning as L
 import torch
+from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
 from torch import Tensor, nn
 from torch.optim.lr_scheduler import LambdaLR
 from torchmetrics import MeanMetric
 
-from affect.labels import EXPR_CLASSES, NUM_AU, NUM_EXPR, au_index
+from affect.data.batches import ID_KEYS, TASKS
+from affect.labels import AU_SET, EXPR_CLASSES, NUM_EXPR
 from affect.losses import MultiTaskLoss
 from affect.losses.multitask import flatten_frames
 from affect.metrics import AUMetrics, ExprMetrics, VAMetrics, p_mtl, scalar_items
-from affect.tracking import au_f1_figure, confusion_matrix_figure, log_figure, va_histogram_figure
+from affect.models.batching import NORMALISATION, concat_batches, is_domain_batch, narrow_au, network_inputs
+from affect.models.weights import InitialWeights, load_weights
 
-__all__ = [
-    "NORMALISATION",
-    "STAGES",
-    "TASKS",
-    "MultiTaskModule",
-    "concat_batches",
-    "is_domain_batch",
-    "normalise_images",
-]
+__all__ = ["STAGES", "MultiTaskModule"]
 
-TASKS: tuple[str, ...] = ("va", "expr", "au")
 STAGES: tuple[str, ...] = ("train", "val", "test")
-#: How uint8 images become network input (saved in every checkpoint's hyper-parameters).
-NORMALISATION = "x.float() / 127.5 - 1  (uint8 RGB [0, 255] -> [-1, 1], paper Sec. IV)"
-#: Identifiers carried from a batch into ``predict_step``'s output.
-ID_KEYS: tuple[str, ...] = ("path", "corpus", "video", "frame", "frame_mask")
-#: Fill values for a label key that a domain batch lacks (= "not annotated").
-_UNANNOTATED: dict[str, tuple[str, object]] = {
-    "va": ("va_mask", 0.0),
-    "expr": ("", -1),
-    "au": ("au_mask", 0.0),
-}
 
 
-def normalise_images(images: Tensor) -> Tensor:
-    """uint8 images -> float in [-1, 1] (``x / 127.5 - 1``, Sec. IV).
-
-    >>> normalise_images(torch.tensor([0, 255], dtype=torch.uint8))
-    tensor([-1.,  1.])
-    """
-    if images.dtype != torch.uint8:
-        raise TypeError(
-            f"images must be uint8 in [0, 255] (the batch convention; models normalise on device), found {images.dtype}"
-        )
-    return images.float() / 127.5 - 1.0
-
-
-def is_domain_batch(batch: object) -> bool:
-    """Whether ``batch`` is a dict of domain batches (``{"va": {...}, "au": {...}}``), not one batch.
-
-    >>> is_domain_batch({"va": {"image": 0}, "au": {"image": 0}}), is_domain_batch({"image": 0})
-    (True, False)
-    """
-    return (
-        isinstance(batch, Mapping) and len(batch) > 0 and all(isinstance(v, Mapping) for v in batch.values())
-    )
-
-
-def concat_batches(batches: Mapping[str, Mapping]) -> dict:
-    """Concatenate domain batches along the batch axis into one batch (Fig. 4: VA-, AU- and
-    EXPR-Set batches of 401 / 247 / 103 images form one forward pass).
-
-    Tensors are concatenated on dim 0, lists of ids (``corpus``, ``video``, ``path``) joined. A
-    label a domain lacks (``va``/``va_mask``, ``expr``, ``au``/``au_mask``) is filled as not
-    annotated; any other key must be in every domain. Sequence batches (with ``frame_mask``) of
-    different lengths are right-padded on the time axis (padding is masked out by ``frame_mask``).
-
-    >>> a = {"image": torch.zeros(2, 3, 4, 4, dtype=torch.uint8), "expr": torch.tensor([1, 2]), "corpus": ["x", "x"]}
-    >>> b = {"image": torch.zeros(1, 3, 4, 4, dtype=torch.uint8), "expr": torch.tensor([-1]), "corpus": ["y"]}
-    >>> out = concat_batches({"expr": a, "va": b})
-    >>> out["image"].shape, out["expr"].tolist(), out["corpus"]
-    (torch.Size([3, 3, 4, 4]), [1, 2, -1], ['x', 'x', 'y'])
-    """
-    names = list(batches)
-    if not names:
-        raise ValueError("concat_batches: no domain batches")
-    parts = [dict(batches[n]) for n in names]
-    sizes = [_batch_size(p, n) for p, n in zip(parts, names, strict=True)]
-    for p, size in zip(parts, sizes, strict=True):
-        for key, (mask_key, fill) in _UNANNOTATED.items():
-            present = [q[key] for q in parts if key in q]
-            if key in p or not present:
-                continue
-            like = present[0]
-            seq = "frame_mask" in p  # sequence batch: [B, T, ...]
-            shape = (size, p["frame_mask"].shape[1], *like.shape[2:]) if seq else (size, *like.shape[1:])
-            p[key] = torch.full(shape, fill, dtype=like.dtype, device=like.device)
-            if mask_key:
-                p[mask_key] = torch.zeros(shape, dtype=torch.bool, device=like.device)
-    keys = list(dict.fromkeys(k for p in parts for k in p))
-    out: dict = {}
-    for key in keys:
-        missing = [n for p, n in zip(parts, names, strict=True) if key not in p]
-        if missing:
-            have = [n for n in names if n not in missing]
-            raise ValueError(
-                f"concat_batches: key {key!r} is in the {have} batches but missing from {missing}"
-            )
-        values = [p[key] for p in parts]
-        if all(isinstance(v, Tensor) for v in values):
-            out[key] = _cat(values, key)
-        elif all(isinstance(v, (list, tuple)) for v in values):
-            out[key] = [x for v in values for x in v]
-        else:
-            raise ValueError(f"concat_batches: key {key!r} mixes types {[type(v).__name__ for v in values]}")
-    return out
-
-
-def _batch_size(batch: Mapping, name: str) -> int:
-    image = batch.get("image")
-    if not isinstance(image, Tensor):
-        raise ValueError(f"batch {name!r} has no 'image' tensor; keys {sorted(batch)}")
-    return int(image.shape[0])
-
-
-def _cat(values: list[Tensor], key: str) -> Tensor:
-    if all(v.shape[1:] == values[0].shape[1:] for v in values):
-        return torch.cat(values, 0)
-    if all(v.ndim >= 2 and v.shape[2:] == values[0].shape[2:] for v in values):  # sequences of different T
-        t = max(v.shape[1] for v in values)
-        fill = -1 if key == "expr" else 0
-        padded = [
-            torch.cat([v, v.new_full((v.shape[0], t - v.shape[1], *v.shape[2:]), fill)], 1) for v in values
-        ]
-        return torch.cat(padded, 0)
-    raise ValueError(
-        f"concat_batches: {key!r} shapes {[tuple(v.shape) for v in values]} cannot be concatenated"
-    )
-
-
-def _term_weights(flat: Mapping, rows: int) -> dict[str, int]:
-    """How many (valid) frames each task's loss term is averaged over: the annotated ones."""
-    weights = {"dm": rows, "soft": rows}
+def _term_weights(flat: Mapping, rows: int) -> dict[str, Tensor | int]:
+    """How many (valid) frames each task's loss term is averaged over: the annotated ones (tensors,
+    so that no evaluation step waits for the device)."""
+    weights: dict[str, Tensor | int] = {"dm": rows, "soft": rows}
     if "va_mask" in flat:
-        weights["va"] = int(flat["va_mask"].bool().any(-1).sum())
+        weights["va"] = flat["va_mask"].bool().any(-1).sum()
     if "expr" in flat:
-        weights["expr"] = int((flat["expr"] >= 0).sum())
+        weights["expr"] = (flat["expr"] >= 0).sum()
     if "au_mask" in flat:
-        weights["au"] = int(flat["au_mask"].bool().any(-1).sum())
+        weights["au"] = flat["au_mask"].bool().any(-1).sum()
     return weights
 
 
@@ -196,21 +82,29 @@ def _decay_factor(epoch: int, after: int, gamma: float) -> float:
 
 
 class MultiTaskModule(L.LightningModule):
-    """Shared training / evaluation / prediction logic (see the module docstring).
+    """VA / EXPR / AU training, evaluation and prediction around a network (module docstring).
 
-    Args (keyword-only; the thin subclasses expose them with the same names):
+    Args (keyword-only):
+        net: the network; ``None`` = :meth:`configure_net` (the subclass's architecture).
+        loss: the objective; ``None`` = :meth:`configure_loss` (eq. 7 without coupling, on ``au_set``).
+            Any :class:`~affect.losses.MultiTaskLoss` option is set here, e.g. in YAML
+            ``loss: {class_path: affect.losses.MultiTaskLoss, init_args: {soft_co_annotation: true}}``;
+            its ``au_set`` must be the model's.
         tasks: trained tasks, a non-empty subset of ``("va", "expr", "au")``.
-        au_set: the AU head's AUs, in output order.
-        image_size: side of the square input images (paper: 96).
+        au_set: the AU head's AUs, in output order (17 by default).
+        image_size: side of the square input images (paper: 96); linked from the datamodule by the CLI.
         lr: Adam learning rate (paper: 1e-4 or 1e-5).
         lr_decay_after: epoch from which the learning rate decays exponentially (``None`` = constant).
         lr_decay_gamma: the per-epoch decay factor.
-        lambda_au, lambda_va, relatedness, co_annotation, distribution_matching, soft_co_annotation,
-        lambda_dm, lambda_soft, reweight: :class:`affect.losses.MultiTaskLoss` (eq. 7, Sec. VI-B);
-            the coupling losses need both ``"expr"`` and ``"au"`` in ``tasks``.
         au_threshold: AU decision threshold of the AU metrics.
-        log_media: send validation / test figures to the loggers.
-        media_samples: VA frames kept (rank 0) for the VA histogram.
+        init_checkpoint: a checkpoint of an earlier run whose tensors are copied where name and shape
+            match, when ``fit`` starts (e.g. MT-VGG pre-trained on Aff-Wild, Sec. VI-A; CNN-RNNs
+            pre-trained on Aff-Wild2, Sec. V-B). ``$VAR`` is expanded.
+        reset_head: with ``init_checkpoint``, keep a new output layer ("the output layer was discarded
+            and substituted by a new one", Sec. VI-A): ``net.head.`` / ``net.out.`` are not copied.
+        trusted_weights: allow weights files that need unpickling (they can run code); see
+            :mod:`affect.models.weights`. Off by default.
+        compile_net: ``torch.compile`` the network when fitting on a GPU.
     """
 
     net: nn.Module
@@ -218,24 +112,19 @@ class MultiTaskModule(L.LightningModule):
     def __init__(
         self,
         *,
+        net: nn.Module | None = None,
+        loss: MultiTaskLoss | None = None,
         tasks: Sequence[str] = TASKS,
-        au_set: Sequence[int],
+        au_set: Sequence[int] = AU_SET,
         image_size: int = 96,
         lr: float = 1e-4,
         lr_decay_after: int | None = None,
         lr_decay_gamma: float = 0.95,
-        lambda_au: float = 1.0,
-        lambda_va: float = 1.0,
-        relatedness: str = "du2014",
-        co_annotation: bool = False,
-        distribution_matching: bool = False,
-        soft_co_annotation: bool = False,
-        lambda_dm: float = 1.0,
-        lambda_soft: float = 1.0,
-        reweight: bool = True,
         au_threshold: float = 0.5,
-        log_media: bool = True,
-        media_samples: int = 5000,
+        init_checkpoint: str | None = None,
+        reset_head: bool = False,
+        trusted_weights: bool = False,
+        compile_net: bool = False,
     ) -> None:
         super().__init__()
         tasks = tuple(tasks)
@@ -244,114 +133,124 @@ class MultiTaskModule(L.LightningModule):
             raise ValueError(
                 f"tasks must be a non-empty subset of {TASKS} without repeats, found {list(tasks)}"
             )
-        coupled = co_annotation or distribution_matching or soft_co_annotation
-        if coupled and not {"expr", "au"} <= set(tasks):
-            raise ValueError(
-                f"the coupling losses (co_annotation / distribution_matching / soft_co_annotation) couple EXPR "
-                f"and AU: tasks must contain 'expr' and 'au', found {list(tasks)}"
-            )
         if lr_decay_after is not None and lr_decay_after < 0:
             raise ValueError(f"lr_decay_after must be >= 0 or None, found {lr_decay_after}")
-        self.save_hyperparameters()
+        if image_size < 8:
+            raise ValueError(f"image_size must be >= 8 pixels, found {image_size}")
+        # Parts given as objects in Python are saved with the weights, not as hyper-parameters; the
+        # CLI's hyper-parameters hold their class_path / init_args (plain types) and are kept.
+        cli = _given_hyperparameters.get() is not None
+        self.save_hyperparameters(ignore=[] if cli else ["net", "loss"])
         self.tasks = tasks
         self.au_set = tuple(int(a) for a in au_set)
-        self.loss_fn = MultiTaskLoss(
-            lambda_au=lambda_au, lambda_va=lambda_va, relatedness=relatedness, co_annotation=co_annotation,
-            distribution_matching=distribution_matching, soft_co_annotation=soft_co_annotation,
-            lambda_dm=lambda_dm, lambda_soft=lambda_soft, reweight=reweight, au_set=self.au_set,
-        )  # fmt: skip
+        self.net = net if net is not None else self.configure_net()
+        self.loss_fn = loss if loss is not None else self.configure_loss()
+        self._check_parts()
+        self.metrics = self.configure_metrics()
+        # Evaluation losses are averaged with MeanMetric (weighted, exact under DDP): self.log cannot
+        # merge one name over several evaluation dataloaders.
+        terms = ["loss", *tasks] + ["dm"] * self.loss_fn.distribution_matching + ["soft"] * self.loss_fn.soft_co_annotation
+        self.eval_losses = nn.ModuleDict({f"{s}_{t}": MeanMetric() for s in STAGES[1:] for t in terms})
+        #: ``{stage: {task: results}}`` of the last finished epoch (for callbacks: figures, summaries).
+        self.epoch_results: dict[str, dict[str, dict[str, Tensor]]] = {}
+        self._initial_weights_done = False
+
+    # ------------------------------------------------------------------ parts
+    def configure_net(self) -> nn.Module:
+        """The default network of this architecture (subclasses); the base needs ``net=``."""
+        raise TypeError(
+            f"{type(self).__name__} has no default network: pass net= (in YAML: model.init_args.net.class_path) "
+            "or use an architecture's module (FaceBehaviorNetModule, MTVGGModule, AffWildNetModule, ...)"
+        )
+
+    def configure_loss(self) -> MultiTaskLoss:
+        """The default loss: eq. 7 (eq. 4-6 / eq. 2 for the trained heads), no coupling."""
+        return MultiTaskLoss(au_set=self.au_set, relatedness=None)
+
+    def configure_metrics(self) -> nn.ModuleDict:
+        """One metric set per stage per task (training-time metrics skip input validation: its checks
+        are host syncs on every step; validation / test metrics keep them)."""
+
         def make(stage: str, task: str):
-            # training-time metrics skip input validation: its checks are host syncs on every step
-            # (validation/test metrics keep them, on the same kind of inputs)
-            check = stage != "train"
             if task == "va":
                 return VAMetrics()
             if task == "expr":
-                return ExprMetrics(num_classes=NUM_EXPR, validate_args=check)
-            return AUMetrics(num_aus=len(self.au_set), threshold=au_threshold, validate_args=check)
+                return ExprMetrics(num_classes=NUM_EXPR, validate_args=stage != "train")
+            return AUMetrics(num_aus=len(self.au_set), threshold=self.hparams.au_threshold,
+                             validate_args=stage != "train")  # fmt: skip
 
-        self.metrics = nn.ModuleDict({f"{s}_{t}": make(s, t) for s in STAGES for t in tasks})
-        # Evaluation losses are averaged with MeanMetric (weighted by batch size, exact under DDP):
-        # self.log cannot merge one name over several evaluation dataloaders.
-        terms = ["loss", *tasks] + ["dm"] * distribution_matching + ["soft"] * soft_co_annotation
-        self.eval_losses = nn.ModuleDict({f"{s}_{t}": MeanMetric() for s in STAGES[1:] for t in terms})
-        self._va_media: list[tuple[Tensor, Tensor]] = []
-        self._initial_weights_done = False
+        return nn.ModuleDict({f"{s}_{t}": make(s, t) for s in STAGES for t in self.tasks})
+
+    def _check_parts(self) -> None:
+        produced = getattr(self.net, "output_tasks", TASKS)
+        missing = [t for t in self.tasks if t not in produced]
+        if missing:
+            raise ValueError(
+                f"{type(self).__name__}: tasks {list(self.tasks)} but the network {type(self.net).__name__} "
+                f"predicts only {list(produced)}; set model.init_args.tasks to a subset of {list(produced)}"
+            )
+        loss = self.loss_fn
+        if tuple(loss.au_set) != self.au_set and "au" in self.tasks:
+            raise ValueError(
+                f"loss.au_set {list(loss.au_set)} differs from the model's au_set {list(self.au_set)}: "
+                "set model.init_args.loss.init_args.au_set to the model's"
+            )
+        if loss.coupled and not {"expr", "au"} <= set(self.tasks):
+            raise ValueError(
+                "the coupling losses (co_annotation / distribution_matching / soft_co_annotation) couple EXPR "
+                f"and AU: tasks must contain 'expr' and 'au', found {list(self.tasks)}"
+            )
 
     # ------------------------------------------------------------------ forward
-    def forward(self, images: Tensor) -> dict[str, Tensor]:
-        """uint8 images ``[B, 3, H, W]`` -> the network's outputs (``va``, ``expr`` / ``au`` logits).
-
-        Images (and, once, the network) go channels-last: NHWC convolutions are 1.4-2x faster for
-        these backbones at 96x96, with cuDNN in bf16 (H100, benchmarks/profile_step_gpu.py) and with
-        oneDNN on CPU (resnet10t 90 -> 120, regnetx_002 210 -> 335 training images/s on 2 cores).
-        """
-        x = normalise_images(images)
-        if x.ndim == 4:
-            if not getattr(self, "_channels_last", False):
-                self.net.to(memory_format=torch.channels_last)
-                self._channels_last = True
-            x = x.contiguous(memory_format=torch.channels_last)
-        return self.net(x)
+    def forward(self, *inputs: Tensor | None) -> dict[str, Tensor]:
+        """The network on prepared inputs (see :func:`~affect.models.batching.network_inputs`)."""
+        return self.net(*inputs)
 
     def forward_batch(self, batch: Mapping) -> dict[str, Tensor]:
-        """The network's outputs for a batch; override for inputs beyond ``batch["image"]``."""
-        return self(batch["image"])
+        """The network's outputs for a batch: the keys the network declares in ``input_keys``."""
+        return self(*network_inputs(self.net, batch))
+
+    def prepare_batch(self, batch: Mapping) -> dict:
+        """One batch (domain batches concatenated, Fig. 4) with AU targets on the model's AU set."""
+        batch = concat_batches(batch) if is_domain_batch(batch) else dict(batch)
+        return narrow_au(batch, self.au_set)
 
     # ------------------------------------------------------------------ steps
-    def prepare_batch(self, batch: Mapping) -> dict:
-        """One batch (domain batches concatenated, Fig. 4) with AU targets on the model's AU set.
-
-        Corpora deliver AU targets over the 17 AUs of ``labels.AU_SET``; a model with another AU
-        set (MT-VGG's 8 ABAW 2020 AUs) gets the matching columns of ``au`` / ``au_mask``.
-        """
-        batch = concat_batches(batch) if is_domain_batch(batch) else dict(batch)
-        au = batch.get("au")
-        if au is not None and au.shape[-1] != len(self.au_set):
-            if au.shape[-1] != NUM_AU:
-                raise ValueError(
-                    f"batch['au'] has {au.shape[-1]} AUs; expected the model's {len(self.au_set)} "
-                    f"({list(self.au_set)}) or the {NUM_AU} of labels.AU_SET"
-                )
-            columns = [au_index(a) for a in self.au_set]
-            batch["au"] = au[..., columns]
-            if batch.get("au_mask") is not None:
-                batch["au_mask"] = batch["au_mask"][..., columns]
-        return batch
-
     def training_step(self, batch: Mapping, batch_idx: int) -> Tensor:
         batch = self.prepare_batch(batch)
         outputs = self.forward_batch(batch)
-        return self._shared_step("train", outputs, batch, self.tasks)
+        return self.shared_step("train", outputs, batch, self.tasks)
 
-    def validation_step(self, batch: Mapping, batch_idx: int, dataloader_idx: int = 0) -> None:
-        self._eval_step("val", batch, dataloader_idx)
+    def validation_step(self, batch: Mapping, batch_idx: int, dataloader_idx: int = 0) -> dict:
+        return self.evaluation_step("val", batch, dataloader_idx)
 
-    def test_step(self, batch: Mapping, batch_idx: int, dataloader_idx: int = 0) -> None:
-        self._eval_step("test", batch, dataloader_idx)
+    def test_step(self, batch: Mapping, batch_idx: int, dataloader_idx: int = 0) -> dict:
+        return self.evaluation_step("test", batch, dataloader_idx)
+
+    def evaluation_step(self, stage: str, batch: Mapping, dataloader_idx: int = 0) -> dict:
+        """Update ``stage``'s metrics; returns ``{"outputs", "batch", "tasks"}`` for callbacks."""
+        batch = self.prepare_batch(batch)
+        outputs = self.forward_batch(batch)
+        tasks = self.domain_tasks(stage, dataloader_idx)
+        self.shared_step(stage, outputs, batch, tasks)
+        return {"outputs": {k: outputs[k].detach() for k in self.tasks}, "batch": batch, "tasks": tasks}
 
     def predict_step(self, batch: Mapping, batch_idx: int, dataloader_idx: int = 0) -> dict:
         """``va`` ``[B, 2]``, ``expr`` softmax ``[B, 7]``, ``au`` sigmoid ``[B, A]`` of the trained
-        tasks (``[B, T, ...]`` for sequences), plus the batch's ``path`` / ``corpus`` / ``video`` /
-        ``frame`` / ``frame_mask`` when present."""
+        tasks (``[B, T, ...]`` for sequences), plus the batch's ids (``ID_KEYS``) when present."""
         batch = self.prepare_batch(batch)
         outputs = self.forward_batch(batch)
         pred: dict = {}
         if "va" in self.tasks:
-            pred["va"] = outputs["va"]
+            pred["va"] = outputs["va"].float()
         if "expr" in self.tasks:
-            pred["expr"] = outputs["expr"].softmax(-1)
+            pred["expr"] = outputs["expr"].float().softmax(-1)
         if "au" in self.tasks:
-            pred["au"] = outputs["au"].sigmoid()
+            pred["au"] = outputs["au"].float().sigmoid()
         pred.update({k: batch[k] for k in ID_KEYS if k in batch})
         return pred
 
-    def _eval_step(self, stage: str, batch: Mapping, dataloader_idx: int) -> None:
-        batch = self.prepare_batch(batch)
-        outputs = self.forward_batch(batch)
-        self._shared_step(stage, outputs, batch, self._domain_tasks(stage, dataloader_idx))
-
-    def _domain_tasks(self, stage: str, dataloader_idx: int) -> tuple[str, ...]:
+    def domain_tasks(self, stage: str, dataloader_idx: int) -> tuple[str, ...]:
         """Tasks whose metrics a dataloader updates: its key, if that is a task name; else all."""
         loaders = self.trainer.val_dataloaders if stage == "val" else self.trainer.test_dataloaders
         if isinstance(loaders, Mapping):
@@ -360,9 +259,10 @@ class MultiTaskModule(L.LightningModule):
                 return tuple(t for t in self.tasks if t == names[dataloader_idx])
         return self.tasks
 
-    def _shared_step(
+    def shared_step(
         self, stage: str, outputs: Mapping[str, Tensor], batch: Mapping, metric_tasks: Sequence[str]
     ) -> Tensor:
+        """Loss terms, their logging, and the metric updates of ``metric_tasks``; returns the loss."""
         active = {t: outputs[t] for t in self.tasks}
         terms = self.loss_fn(active, batch)
         n = int(batch["image"].shape[0])
@@ -375,52 +275,34 @@ class MultiTaskModule(L.LightningModule):
         if stage != "train":
             weights = _term_weights(flat, len(next(iter(flat_out.values()))))
             for name, value in terms.items():
-                weight = n if name == "loss" else weights.get(name, n)
-                if weight > 0:
-                    self.eval_losses[f"{stage}_{name}"].update(value.detach(), weight)
+                self.eval_losses[f"{stage}_{name}"].update(value.detach(), n if name == "loss" else weights.get(name, n))
         for task in metric_tasks:
             self._update_metric(stage, task, flat_out, flat)
         return terms["loss"]
 
     def _update_metric(self, stage: str, task: str, out: Mapping[str, Tensor], batch: Mapping) -> None:
+        if task not in batch:
+            return
         metric = self.metrics[f"{stage}_{task}"]
-        if task == "va" and "va" in batch:
-            mask = batch.get("va_mask")
-            mask = torch.isfinite(batch["va"]) if mask is None else mask.bool()
-            metric.update(out["va"].float(), batch["va"].float(), mask)
-            if stage != "train" and self.hparams.log_media:
-                self._keep_va_media(out["va"], batch["va"], mask)
-        elif task == "expr" and "expr" in batch:
+        if task == "expr":
             metric.update(out["expr"].float(), batch["expr"].long())
-        elif task == "au" and "au" in batch:
-            mask = batch.get("au_mask")
-            mask = torch.isfinite(batch["au"]) if mask is None else mask.bool()
-            metric.update(out["au"].float().sigmoid(), batch["au"].float(), mask)
-
-    def _keep_va_media(self, pred: Tensor, target: Tensor, mask: Tensor) -> None:
-        kept = sum(len(p) for p, _ in self._va_media)
-        room = self.hparams.media_samples - kept
-        if room > 0:
-            both = mask.all(-1)
-            self._va_media.append((pred[both][:room].detach().cpu(), target[both][:room].detach().cpu()))
+            return
+        mask = batch.get(f"{task}_mask")
+        mask = torch.isfinite(batch[task]) if mask is None else mask.bool()
+        pred = out[task].float() if task == "va" else out[task].float().sigmoid()
+        metric.update(pred, batch[task].float(), mask)
 
     # ------------------------------------------------------------------ epoch ends
     def on_train_epoch_end(self) -> None:
-        self._log_epoch_metrics("train")
-
-    def on_validation_epoch_start(self) -> None:
-        self._va_media = []
+        self.log_epoch_metrics("train")
 
     def on_validation_epoch_end(self) -> None:
-        self._log_epoch_metrics("val")
-
-    def on_test_epoch_start(self) -> None:
-        self._va_media = []
+        self.log_epoch_metrics("val")
 
     def on_test_epoch_end(self) -> None:
-        self._log_epoch_metrics("test")
+        self.log_epoch_metrics("test")
 
-    def _log_epoch_metrics(self, stage: str) -> dict[str, dict[str, Tensor]]:
+    def log_epoch_metrics(self, stage: str) -> dict[str, dict[str, Tensor]]:
         """Compute (synced over processes), log and reset the stage's metrics; returns the results."""
         results = {t: self.metrics[f"{stage}_{t}"].compute() for t in self.tasks}
         for t in self.tasks:
@@ -443,101 +325,52 @@ class MultiTaskModule(L.LightningModule):
         # Values are already global (torchmetrics syncs in compute); sync_dist only averages identical
         # copies, and keeps Lightning from warning about unsynced epoch-level logs under DDP.
         self.log_dict({k: v.float() for k, v in logged.items()}, sync_dist=True, add_dataloader_idx=False)
-        if stage != "train" and self.hparams.log_media and not self.trainer.sanity_checking:
-            self._log_media(stage, results)
-        self._va_media = []
+        self.epoch_results[stage] = results
         return results
 
-    def _log_media(self, stage: str, results: Mapping[str, Mapping[str, Tensor]]) -> None:
-        if not self.trainer.is_global_zero or not self.loggers:
-            return
-        step = self.global_step
-        if "expr" in results:
-            log_figure(
-                self.loggers,
-                f"{stage}/expr/confmat",
-                confusion_matrix_figure(results["expr"]["confmat"], EXPR_CLASSES),
-                step,
-            )
-        if "au" in results:
-            log_figure(
-                self.loggers,
-                f"{stage}/au/f1_per_au",
-                au_f1_figure(results["au"]["f1_per_au"], self.au_set),
-                step,
-            )
-        if "va" in results and self._va_media:
-            pred = torch.cat([p for p, _ in self._va_media])
-            target = torch.cat([t for _, t in self._va_media])
-            if len(pred):
-                log_figure(self.loggers, f"{stage}/va/hist", va_histogram_figure(pred, target), step)
-
     # ------------------------------------------------------------------ initial weights
-    def setup(self, stage: str) -> None:
-        """Load the initial weights (:meth:`load_initial_weights`) once, when fitting starts.
+    def initial_weights(self) -> list[InitialWeights]:
+        """The weights files this module starts from (subclasses add theirs before calling super)."""
+        if not self.hparams.get("init_checkpoint"):
+            return []
+        exclude = ("net.head.", "net.out.") if self.hparams.get("reset_head") else ()
+        return [InitialWeights("init_checkpoint", self, self.hparams.init_checkpoint, exclude=exclude)]
 
-        Only for ``fit``, and never for a module restored from a checkpoint: ``validate`` /
-        ``test`` / ``predict --ckpt_path`` never read the (possibly absent) VGG-FACE or init
-        files named in the saved hyper-parameters. When ``fit`` resumes from ``--ckpt_path``,
-        Lightning restores the checkpoint after this hook, so its weights win.
+    def setup(self, stage: str) -> None:
+        """Load :meth:`initial_weights` once, when fitting starts.
+
+        Only for ``fit``, and never for a module restored from a checkpoint: ``validate`` / ``test`` /
+        ``predict --ckpt_path`` never read the (possibly absent) files named in the saved settings.
+        When ``fit`` resumes from ``--ckpt_path``, Lightning restores the checkpoint after this hook,
+        so its weights win.
         """
         if stage == "fit" and not self._initial_weights_done:
             self.load_initial_weights()
-            self._initial_weights_done = True
+        self._initial_weights_done = True
+
+    def load_initial_weights(self) -> None:
+        """Load every :meth:`initial_weights` source, in order (later sources overwrite earlier ones)."""
+        from affect.models.backbones import load_vggface
+
+        trusted = bool(self.hparams.get("trusted_weights", False))
+        for source in self.initial_weights():
+            if source.layout == "vggface":
+                load_vggface(source.target, source.path, trusted=trusted, key=source.key)
+            else:
+                load_weights(source.target, source.path, exclude=source.exclude, strict=source.strict,
+                             trusted=trusted, key=source.key)  # fmt: skip
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self._initial_weights_done = True
 
-    def load_initial_weights(self) -> None:
-        """Subclass hook: load pre-trained weights (VGG-FACE, an earlier run); default: nothing."""
-
-    def load_matching_weights(self, path: str, exclude: Sequence[str] = ()) -> tuple[list[str], list[str]]:
-        """Copy every tensor of a checkpoint's ``state_dict`` whose name and shape match this module.
-
-        For starting a run from another run (the paper pre-trains MT-VGG on Aff-Wild, then trains on
-        Aff-Wild2 with a new output layer, and fine-tunes on each corpus). Names starting with one of
-        ``exclude`` (e.g. ``"net.head."``) are not copied; tensors whose shapes differ (an output
-        layer for another AU set) are skipped with a warning. Returns ``(loaded, skipped)`` names;
-        raises if nothing matches.
-        """
-        ckpt = torch.load(
-            path, map_location="cpu", weights_only=False
-        )  # a Lightning checkpoint (user's file)
-        source = ckpt.get("state_dict", ckpt) if isinstance(ckpt, Mapping) else None
-        if not isinstance(source, Mapping):
-            raise ValueError(
-                f"{path}: expected a Lightning checkpoint or a state dict, found {type(ckpt).__name__}"
-            )
-        own = self.state_dict()
-        loaded, skipped = [], []
-        for name, value in source.items():
-            if any(name.startswith(e) for e in exclude):
-                continue
-            if name in own and isinstance(value, Tensor) and value.shape == own[name].shape:
-                loaded.append(name)
-            else:
-                skipped.append(name)
-        if not loaded:
-            raise ValueError(
-                f"{path}: no tensor matches this model by name and shape (first checkpoint keys: {list(source)[:5]}, "
-                f"first model keys: {list(own)[:5]})"
-            )
-        self.load_state_dict({k: source[k] for k in loaded}, strict=False)
-        if skipped:
-            warnings.warn(
-                f"{path}: {len(skipped)} tensors not loaded (absent or other shape): {skipped[:10]}",
-                stacklevel=2,
-            )
-        return loaded, skipped
+    def configure_model(self) -> None:
+        """``torch.compile`` the network for fitting on a GPU when ``compile_net`` is set."""
+        if self.hparams.get("compile_net") and self.device.type == "cuda" and not hasattr(self.net, "_orig_mod"):
+            self.net = torch.compile(self.net)
 
     # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        """Store the label spaces and input convention beside the hyper-parameters (``"affect"`` key).
-
-        The constructor's arguments (``tasks``, ``au_set``, ``image_size``, ...) are in
-        ``checkpoint["hyper_parameters"]``; they are not repeated here because LightningCLI feeds
-        the hyper-parameters back into the constructor when given ``--ckpt_path``.
-        """
+        """Store the label spaces and input convention beside the hyper-parameters (``"affect"`` key)."""
         checkpoint["affect"] = self.label_spaces()
 
     def label_spaces(self) -> dict:
@@ -548,11 +381,14 @@ class MultiTaskModule(L.LightningModule):
             "tasks": list(self.tasks),
             "image_size": int(self.hparams.image_size),
             "normalisation": NORMALISATION,
+            "format": 2,
         }
 
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self):
-        optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
+        params = [p for p in self.parameters() if p.requires_grad]
+        fused = all(p.device.type == "cuda" for p in params) and bool(params)
+        optimizer = torch.optim.Adam(params, lr=self.hparams.lr, fused=fused or None)
         if self.hparams.lr_decay_after is None:
             return optimizer
         factor = functools.partial(

@@ -2,20 +2,18 @@
 :class:`AffWildNetModule` (``lightning_model``, loaded on first access so that the plain model
 imports without Lightning)."""
 
-from affect.models.affwildnet.torch_model import AffWildNet, FrameEncoder, SequenceRNN, load_net_state
+from affect.models.affwildnet.torch_model import AffWildNet, FrameEncoder, SequenceRNN
 
 __all__ = [
     "AffWildNet",
     "AffWildNetModule",
     "FrameEncoder",
     "SequenceRNN",
-    "SequenceVAModule",
-    "load_net_state",
 ]
 
 
 def __getattr__(name: str):
-    if name in ("AffWildNetModule", "SequenceVAModule"):
+    if name == "AffWildNetModule":
         from affect.models.affwildnet import lightning_model
 
         return getattr(lightning_model, name)

@@ -40,22 +40,21 @@ the first layer's output only); ResNet-50's "last pooling layer" is its global a
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from affect.models.backbones import Backbone, load_vggface
+from affect.models.backbones import Backbone
 
 __all__ = [
     "AffWildNet",
+    "landmark_inputs",
     "FrameEncoder",
     "SequenceRNN",
     "landmark_features",
-    "load_net_state",
 ]
 
 RNNCell = Literal["gru", "lstm"]
@@ -71,6 +70,11 @@ def landmark_features(landmarks: Tensor, landmarks_mask: Tensor | None = None) -
     if landmarks_mask is not None:
         flat = flat * landmarks_mask.to(flat.dtype).unsqueeze(-1)
     return flat
+
+
+def landmark_inputs(use_landmarks: bool) -> tuple[str, ...]:
+    """The batch keys a VA sequence network reads (``input_keys``): images, and landmarks if used."""
+    return ("image", "landmarks", "landmarks_mask") if use_landmarks else ("image",)
 
 
 class SequenceRNN(nn.Module):
@@ -137,14 +141,11 @@ class FrameEncoder(nn.Module):
         global_pool: bool = False,
         low_pool_size: int = 0,
         dropout: float = 0.5,
-        vggface_checkpoint: str | None = None,
     ) -> None:
         super().__init__()
         if fc_layers < 1:
             raise ValueError(f"fc_layers must be >= 1, got {fc_layers}")
         self.cnn = Backbone(backbone, nodes=backbone_nodes, image_size=image_size, in_chans=in_chans)
-        if vggface_checkpoint:
-            load_vggface(self.cnn, vggface_checkpoint)
         self.global_pool = global_pool
         self.low_pool_size = low_pool_size
         self.use_landmarks = use_landmarks
@@ -221,8 +222,12 @@ class AffWildNet(nn.Module):
         image_size: input side (paper: 96).
         global_pool: average-pool the last tap (ResNet's "last pooling layer"); VGG pool5 is flattened.
         backbone_nodes: FX nodes to tap (default: the backbone's last feature point).
-        vggface_checkpoint: optional converted VGG-FACE state dict to initialise the conv layers.
+
+    Initial weights (VGG-FACE, Sec. V-A) are loaded by the LightningModule when fitting starts
+    (:mod:`affect.models.weights`), not here.
     """
+
+    output_tasks: tuple[str, ...] = ("va",)
 
     def __init__(
         self,
@@ -239,7 +244,6 @@ class AffWildNet(nn.Module):
         image_size: int = 96,
         global_pool: bool = False,
         backbone_nodes: Sequence[str] | None = None,
-        vggface_checkpoint: str | None = None,
     ) -> None:
         super().__init__()
         if rnn not in ("gru", "lstm", "none"):
@@ -247,8 +251,9 @@ class AffWildNet(nn.Module):
         self.encoder = FrameEncoder(
             backbone=backbone, backbone_nodes=backbone_nodes, image_size=image_size, fc_units=fc_units,
             fc_layers=fc_layers, use_landmarks=use_landmarks, num_landmarks=num_landmarks,
-            global_pool=global_pool, dropout=dropout, vggface_checkpoint=vggface_checkpoint,
+            global_pool=global_pool, dropout=dropout,
         )  # fmt: skip
+        self.input_keys = landmark_inputs(use_landmarks)
         self.rnn = None if rnn == "none" else SequenceRNN(fc_units, rnn_hidden, rnn_layers, rnn, rnn_dropout)
         self.out = nn.Linear(rnn_hidden if self.rnn is not None else fc_units, 2)
 
@@ -266,40 +271,3 @@ class AffWildNet(nn.Module):
             h = self.rnn(h)
         return {"va": self.out(h)}
 
-
-def load_net_state(module: nn.Module, checkpoint: str | Path | Mapping[str, Tensor], strict: bool = True,
-                   ignore_prefixes: Sequence[str] = ()) -> list[str]:  # fmt: skip
-    """Load a plain state dict, or a Lightning checkpoint of a module whose network is ``self.net``.
-
-    A Lightning checkpoint's ``"state_dict"`` is unwrapped and its ``"net."`` prefix stripped (other
-    top-level keys such as the loss's buffers are dropped). Keys starting with one of
-    ``ignore_prefixes`` (e.g. an output layer being replaced) are skipped. A 4-D weight stored for 3
-    input channels is summed over them when the module expects 1 (an RGB-trained first conv reused
-    for 1-channel spectrograms, as timm does for ``in_chans=1``). Returns the keys loaded; with
-    ``strict`` every other parameter of ``module`` must be present, else a ``ValueError`` names them.
-    """
-    if isinstance(checkpoint, (str, Path)):
-        if not Path(checkpoint).is_file():
-            raise FileNotFoundError(f"checkpoint {str(checkpoint)!r} does not exist")
-        checkpoint = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, Mapping) else checkpoint
-    if not isinstance(state, Mapping):
-        raise ValueError(f"a checkpoint must hold a state dict, found {type(state).__name__}")
-    if any(k.startswith("net.") for k in state):
-        state = {k[len("net.") :]: v for k, v in state.items() if k.startswith("net.")}
-    target = module.state_dict()
-    state = {k: v for k, v in state.items() if not any(k.startswith(p) for p in ignore_prefixes)}
-    for k, v in list(state.items()):
-        if k in target and v.dim() == 4 and v.shape[1] == 3 and target[k].shape[1] == 1:
-            state[k] = v.sum(1, keepdim=True)
-    mismatched = [f"{k}: {tuple(v.shape)} vs {tuple(target[k].shape)}" for k, v in state.items()
-                  if k in target and v.shape != target[k].shape]  # fmt: skip
-    unexpected = sorted(set(state) - set(target))
-    missing = sorted(k for k in set(target) - set(state) if not any(k.startswith(p) for p in ignore_prefixes))
-    if mismatched or unexpected or (strict and missing):
-        raise ValueError(
-            f"checkpoint does not fit {type(module).__name__}: missing {missing if strict else []}, "
-            f"unexpected {unexpected}, shape mismatches {mismatched}"
-        )
-    module.load_state_dict(state, strict=False)
-    return sorted(state)

@@ -38,7 +38,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from affect.models.affwildnet.torch_model import FrameEncoder, SequenceRNN, _flatten_time, load_net_state
+from affect.models.affwildnet.torch_model import FrameEncoder, SequenceRNN, _flatten_time, landmark_inputs
 from affect.models.backbones import VGG16_MULTI_LEVEL
 
 __all__ = ["CNNRNN", "ModelLevelFusion"]
@@ -48,10 +48,10 @@ FEATURE_ORDER: tuple[str, str, str] = ("fc", "last", "low")  # RNN_1, RNN_2, RNN
 
 def _multi_level_nodes(backbone: str, backbone_nodes: Sequence[str] | None) -> list[str]:
     if backbone_nodes is None:
-        if backbone != "vgg16":
+        if backbone not in ("vgg16", "vggface"):
             raise ValueError(
                 f"backbone {backbone!r}: give backbone_nodes = [low-level tap, last tap] (FX node names); "
-                f"only 'vgg16' has a default (2nd pool, last pool = {list(VGG16_MULTI_LEVEL)})"
+                f"only the VGG-16 layouts (vgg16, vggface) have a default (2nd pool, last pool = {list(VGG16_MULTI_LEVEL)})"
             )
         return list(VGG16_MULTI_LEVEL)
     if len(backbone_nodes) != 2:
@@ -67,7 +67,7 @@ class CNNRNN(nn.Module):
     Args:
         mode: ``"3rnn"`` (one GRU per feature set, outputs concatenated) or ``"1rnn"`` (one GRU on
             the concatenated feature sets).
-        backbone: timm name (``"vgg16"`` = VGG-FACE layout).
+        backbone: timm name (``"vggface"`` / ``"vgg16"`` = the VGG-16 layout).
         backbone_nodes: ``[2nd pool, last pool]`` FX nodes (default for vgg16: ``VGG16_MULTI_LEVEL``).
         fc_units: FC layer after the landmark concat (paper: 4096).
         use_landmarks, num_landmarks: the 68 landmarks concatenated with the last pool.
@@ -78,8 +78,9 @@ class CNNRNN(nn.Module):
         image_size: input side (paper: 96).
         low_pool_size: 0 = feed the 2nd pool flattened as it is (paper; ``[128, 24, 24]`` = 73,728
             values at 96x96); k > 0 = average-pool it to ``k x k`` first (a cheaper variant).
-        vggface_checkpoint: optional converted VGG-FACE state dict for the conv layers.
     """
+
+    output_tasks: tuple[str, ...] = ("va",)
 
     def __init__(
         self,
@@ -95,7 +96,6 @@ class CNNRNN(nn.Module):
         rnn_dropout: float = 0.2,
         image_size: int = 96,
         low_pool_size: int = 0,
-        vggface_checkpoint: str | None = None,
     ) -> None:
         super().__init__()
         if mode not in ("3rnn", "1rnn"):
@@ -104,8 +104,9 @@ class CNNRNN(nn.Module):
         self.encoder = FrameEncoder(
             backbone=backbone, backbone_nodes=_multi_level_nodes(backbone, backbone_nodes), image_size=image_size,
             fc_units=fc_units, use_landmarks=use_landmarks, num_landmarks=num_landmarks,
-            low_pool_size=low_pool_size, dropout=dropout, vggface_checkpoint=vggface_checkpoint,
+            low_pool_size=low_pool_size, dropout=dropout,
         )  # fmt: skip
+        self.input_keys = landmark_inputs(use_landmarks)
         dims = {"fc": self.encoder.fc_dim, "last": self.encoder.last_dim, "low": self.encoder.low_dim}
         if mode == "3rnn":
             self.rnns = nn.ModuleDict(
@@ -143,11 +144,13 @@ class ModelLevelFusion(nn.Module):
         fusion: ``"rnn"`` (one GRU layer of ``fusion_units``, "Model-Level Fusion + RNN") or ``"fc"``
             (one FC layer of ``fusion_units`` + ReLU + dropout, "Model-Level Fusion + FC").
         fusion_units: 128 in the paper.
-        one_rnn_checkpoint, three_rnn_checkpoint: optional checkpoints (plain state dicts or
-            Lightning checkpoints of :class:`CNNRNN` modules) to initialise the two networks; their
-            output layers are not used by the fusion net.
         the other args: as :class:`CNNRNN`, shared by both networks.
+
+    The two networks start from checkpoints of CNN-1RNN / CNN-3RNN runs, loaded by the
+    LightningModule when fitting starts (``one_rnn_checkpoint`` / ``three_rnn_checkpoint``).
     """
+
+    output_tasks: tuple[str, ...] = ("va",)
 
     def __init__(
         self,
@@ -164,9 +167,6 @@ class ModelLevelFusion(nn.Module):
         rnn_dropout: float = 0.2,
         image_size: int = 96,
         low_pool_size: int = 0,
-        vggface_checkpoint: str | None = None,
-        one_rnn_checkpoint: str | None = None,
-        three_rnn_checkpoint: str | None = None,
     ) -> None:
         super().__init__()
         if fusion not in ("rnn", "fc"):
@@ -175,14 +175,10 @@ class ModelLevelFusion(nn.Module):
             backbone=backbone, backbone_nodes=backbone_nodes, fc_units=fc_units, use_landmarks=use_landmarks,
             num_landmarks=num_landmarks, rnn_hidden=rnn_hidden, rnn_layers=rnn_layers, dropout=dropout,
             rnn_dropout=rnn_dropout, image_size=image_size, low_pool_size=low_pool_size,
-            vggface_checkpoint=vggface_checkpoint,
         )  # fmt: skip
         self.one_rnn = CNNRNN("1rnn", **common)
         self.three_rnn = CNNRNN("3rnn", **common)
-        if one_rnn_checkpoint:
-            load_net_state(self.one_rnn, one_rnn_checkpoint)
-        if three_rnn_checkpoint:
-            load_net_state(self.three_rnn, three_rnn_checkpoint)
+        self.input_keys = self.one_rnn.input_keys
         # The sub-networks' own output layers take no part in the fusion net (no unused DDP params).
         self.one_rnn.out = nn.Identity()
         self.three_rnn.out = nn.Identity()

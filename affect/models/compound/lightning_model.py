@@ -35,23 +35,22 @@ methodology ... was similar" for EmotioNet's basic classes (:func:`resolve_compo
 
 from __future__ import annotations
 
-import contextvars
 import logging
 from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import lightning as L
 import torch
 from torch import Tensor, nn
 
+from affect.data.batches import ID_KEYS, TASKS
 from affect.labels import AU_SET, EXPR_CLASSES, RAFDB_COMPOUND_CLASSES
 from affect.losses import expr_ce_loss
 from affect.metrics import ExprMetrics
+from affect.models.batching import NORMALISATION, normalise_images
 from affect.models.compound.zero_shot import compound_au_table, compound_scores
-from affect.models.facebehaviornet.lightning_model import FaceBehaviorNetModule
 from affect.models.facebehaviornet.torch_model import FaceBehaviorNet
-from affect.models.multitask import ID_KEYS, NORMALISATION, TASKS, normalise_images
+from affect.models.weights import WeightsFileError, load_weights, read_weights, state_dict_of
 from affect.relatedness import CompoundClass, load_compound_classes, load_relatedness
 from affect.tracking import confusion_matrix_figure, log_figure
 
@@ -103,20 +102,32 @@ def resolve_compound_classes(
     return out
 
 
-def load_facebehaviornet(checkpoint: str) -> FaceBehaviorNetModule:
-    """``FaceBehaviorNetModule.load_from_checkpoint(checkpoint, map_location="cpu")``, run in an empty
-    ``contextvars`` context.
+class TrainedFaceBehaviorNet(NamedTuple):
+    """A FaceBehaviorNet network read from a :class:`FaceBehaviorNetModule` checkpoint."""
 
-    Why the empty context: LightningCLI instantiates the outer module inside a context variable that
-    makes *every* ``save_hyperparameters()`` call during that construction store the outer module's
-    config; a FaceBehaviorNet loaded inside our ``__init__`` would otherwise get our hyper-parameters
-    (no ``image_size``, ``backbone``, ...) instead of its checkpoint's.
-    """
-    if not Path(checkpoint).is_file():
-        raise FileNotFoundError(f"FaceBehaviorNet checkpoint {checkpoint!r} does not exist")
-    return contextvars.Context().run(
-        FaceBehaviorNetModule.load_from_checkpoint, checkpoint, map_location="cpu"
-    )
+    net: FaceBehaviorNet
+    tasks: tuple[str, ...]
+    au_set: tuple[int, ...]
+    arch: dict
+
+
+def load_facebehaviornet(checkpoint: str, *, trusted: bool = False) -> TrainedFaceBehaviorNet:
+    """The network of a :class:`FaceBehaviorNetModule` checkpoint, rebuilt from its saved architecture
+    (``hyper_parameters``: backbone, hidden, dropout, image_size; ``affect``: tasks, AU set) and
+    loaded through the one safe reader (:func:`affect.models.weights.read_weights`, no unpickling)."""
+    ckpt = read_weights(checkpoint, trusted=trusted, key="FaceBehaviorNet checkpoint")
+    hp = ckpt.get("hyper_parameters") if isinstance(ckpt, Mapping) else None
+    spaces = ckpt.get("affect") if isinstance(ckpt, Mapping) else None
+    if not isinstance(hp, Mapping) or not isinstance(spaces, Mapping):
+        raise WeightsFileError(
+            f"{checkpoint}: not a FaceBehaviorNetModule checkpoint (no 'hyper_parameters' / 'affect' entries)"
+        )
+    arch = {"backbone": hp.get("backbone", "vgg16"), "hidden": int(hp.get("hidden", 4096)),
+            "dropout": float(hp.get("dropout", 0.5)), "image_size": int(spaces["image_size"])}  # fmt: skip
+    au_set = tuple(int(a) for a in spaces["au_set"])
+    net = FaceBehaviorNet(num_aus=len(au_set), **arch)
+    load_weights(net, state_dict_of(ckpt, checkpoint), strict=True, key="FaceBehaviorNet checkpoint")
+    return TrainedFaceBehaviorNet(net, tuple(spaces["tasks"]), au_set, arch)
 
 
 def _check_image_size(images: Tensor, size: int, who: str) -> None:
@@ -211,7 +222,7 @@ class ZeroShotCompound(_CompoundMetricsMixin, L.LightningModule):
         self.class_names = [c.name for c in self.compound_classes]
         self.au_set = tuple(fbn.au_set)
         compound_au_table(self.compound_classes, self.au_set)  # every class needs an AU the net predicts
-        self.image_size = int(fbn.hparams.image_size)
+        self.image_size = int(fbn.arch["image_size"])
         self.net = fbn.net
         self.net.requires_grad_(False)
         self.net.eval()
@@ -327,8 +338,7 @@ class CompoundFineTune(_CompoundMetricsMixin, L.LightningModule):
         self.save_hyperparameters()
         if init_checkpoint:
             fbn = load_facebehaviornet(init_checkpoint)
-            arch = {k: fbn.hparams[k] for k in ("backbone", "hidden", "dropout", "image_size")}
-            self.hparams.update(arch)
+            self.hparams.update(fbn.arch)
             net = fbn.net
         else:
             log.warning(

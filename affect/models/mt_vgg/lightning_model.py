@@ -1,9 +1,10 @@
 """``MTVGGModule``: MT-VGG (paper Sec. VI-A.1, Table IV) as a thin LightningModule.
 
-Builds :class:`~affect.models.mt_vgg.torch_model.MTVGG` and hands everything else (loss of eq. 4-6,
-metrics, multi-domain batches, media, Adam) to :class:`affect.models.multitask.MultiTaskModule`.
+Declares the network's arguments and builds :class:`~affect.models.mt_vgg.torch_model.MTVGG`; the
+loss of eq. 4-6, metrics, multi-domain batches, initial weights and Adam are
+:class:`affect.models.multitask.MultiTaskModule`'s (its arguments pass through ``**kwargs``).
 
->>> module = MTVGGModule(backbone="test_resnet", hidden=16, image_size=32, log_media=False)
+>>> module = MTVGGModule(backbone="test_resnet", hidden=16, image_size=32)
 >>> module.hparams.au_set, module.label_spaces()["expr_classes"][4]
 ((1, 2, 4, 6, 12, 15, 20, 25), 'Happiness')
 """
@@ -12,9 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from affect.models.backbones import load_vggface
+from torch import nn
+
+from affect.models.backbones import backbone_weights_source
 from affect.models.mt_vgg.torch_model import ABAW2020_AU_SET, MTVGG
-from affect.models.multitask import TASKS, MultiTaskModule
+from affect.models.multitask import MultiTaskModule
+from affect.models.weights import InitialWeights
 
 __all__ = ["MTVGGModule"]
 
@@ -23,68 +27,35 @@ class MTVGGModule(MultiTaskModule):
     """MT-VGG trained with the sum of the task losses (eq. 4-6; Adam, lr 1e-4, dropout 0.5).
 
     Args:
-        backbone: timm name of the conv part (``"vgg16"`` = VGG-FACE layout).
+        backbone: timm name of the conv part: ``"vggface"`` (VGG-16 layout, weights from
+            ``backbone_weights``: the paper's setting), ``"vgg16"`` (the same layout, random init),
+            ``"resnet50"``, or a tiny one in tests.
+        backbone_weights: the converted VGG-FACE file for ``backbone="vggface"`` (default: the
+            ``VGGFACE_WEIGHTS`` environment variable; required), or a timm state dict for another
+            backbone (optional); loaded when ``fit`` starts (:func:`affect.models.backbones.backbone_weights_source`).
         hidden: units of the two FC layers (4096).
         dropout: dropout on the FC layers (0.5).
         au_set: the AU head's AUs (ABAW 2020: 1, 2, 4, 6, 12, 15, 20, 25).
-        vggface_checkpoint: optional converted VGG-FACE state dict for a ``vgg16`` backbone
-            (:func:`affect.models.backbones.load_vggface`).
-        init_checkpoint: optional checkpoint of an earlier run (e.g. MT-VGG pre-trained on Aff-Wild)
-            whose tensors are copied where name and shape match
-            (:meth:`~affect.models.multitask.MultiTaskModule.load_matching_weights`).
-        reset_head: with ``init_checkpoint``, keep a new output layer ("the output layer was
-            discarded and substituted by a new one for MTL", Sec. VI-A).
-        Both files are read once, when ``fit`` starts (never by validate/test/predict, nor by a
-        module restored from a checkpoint, whose weights win).
-        The other arguments are :class:`~affect.models.multitask.MultiTaskModule`'s.
+        **kwargs: :class:`~affect.models.multitask.MultiTaskModule`'s arguments (``loss``, ``tasks``,
+            ``lr``, ``init_checkpoint``, ``reset_head``, ...).
     """
-
-    #: The network built with ``backbone``, ``hidden``, ``dropout``, ``num_aus=len(au_set)``, ``image_size``.
-    net_class: type[MTVGG] = MTVGG
 
     def __init__(
         self,
-        backbone: str = "vgg16",
+        backbone: str = "vggface",
+        backbone_weights: str | None = None,
         hidden: int = 4096,
         dropout: float = 0.5,
         au_set: Sequence[int] = ABAW2020_AU_SET,
-        image_size: int = 96,
-        vggface_checkpoint: str | None = None,
-        init_checkpoint: str | None = None,
-        reset_head: bool = False,
-        tasks: Sequence[str] = TASKS,
-        lr: float = 1e-4,
-        lr_decay_after: int | None = None,
-        lr_decay_gamma: float = 0.95,
-        lambda_au: float = 1.0,
-        lambda_va: float = 1.0,
-        relatedness: str = "du2014",
-        co_annotation: bool = False,
-        distribution_matching: bool = False,
-        soft_co_annotation: bool = False,
-        lambda_dm: float = 1.0,
-        lambda_soft: float = 1.0,
-        reweight: bool = True,
-        au_threshold: float = 0.5,
-        log_media: bool = True,
-        media_samples: int = 5000,
+        **kwargs,
     ) -> None:
-        super().__init__(
-            tasks=tasks, au_set=au_set, image_size=image_size, lr=lr, lr_decay_after=lr_decay_after,
-            lr_decay_gamma=lr_decay_gamma, lambda_au=lambda_au, lambda_va=lambda_va, relatedness=relatedness,
-            co_annotation=co_annotation, distribution_matching=distribution_matching,
-            soft_co_annotation=soft_co_annotation, lambda_dm=lambda_dm, lambda_soft=lambda_soft,
-            reweight=reweight, au_threshold=au_threshold, log_media=log_media, media_samples=media_samples,
-        )  # fmt: skip
-        self.net = self.net_class(
-            backbone=backbone, hidden=hidden, dropout=dropout, num_aus=len(self.au_set), image_size=image_size
-        )
+        super().__init__(au_set=au_set, **kwargs)
 
-    def load_initial_weights(self) -> None:
-        """At the start of ``fit``: VGG-FACE conv weights, then the matching weights of ``init_checkpoint``."""
-        if self.hparams.vggface_checkpoint:
-            load_vggface(self.net.backbone, self.hparams.vggface_checkpoint)
-        if self.hparams.init_checkpoint:
-            self.load_matching_weights(
-                self.hparams.init_checkpoint, exclude=("net.head.",) if self.hparams.reset_head else ()
-            )
+    def configure_net(self) -> nn.Module:
+        h = self.hparams
+        return MTVGG(backbone=h.backbone, hidden=h.hidden, dropout=h.dropout, num_aus=len(self.au_set),
+                     image_size=h.image_size)  # fmt: skip
+
+    def initial_weights(self) -> list[InitialWeights]:
+        """The VGG-FACE conv weights, then (``init_checkpoint``) the matching tensors of an earlier run."""
+        return [*backbone_weights_source(self.hparams, self.net.backbone), *super().initial_weights()]

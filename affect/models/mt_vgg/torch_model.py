@@ -73,6 +73,9 @@ class MTVGG(nn.Module):
         backbone_nodes: optional FX node names to tap (see :class:`Backbone`); the *last* one feeds FC1.
     """
 
+    input_keys: tuple[str, ...] = ("image",)
+    output_tasks: tuple[str, ...] = ("va", "expr", "au")
+
     def __init__(
         self,
         backbone: str = "vgg16",

@@ -4,20 +4,20 @@
   up to its first FC layer (4096, ReLU), then a 2-layer GRU x 128, then the same multi-task output
   layer as MT-VGG (:class:`~affect.models.mt_vgg.torch_model.MultiTaskHead`: 2 VA + 7 EXPR logits
   + A AU logits) at every frame. "The CNN part of the MT-VGG-GRU was initialized with the weights of
-  the MT-VGG": ``mtvgg_checkpoint``. Input ``[B, T, C, H, W]`` in [-1, 1]; output
+  the MT-VGG": the module's ``mtvgg_checkpoint``, loaded when fitting starts. Input ``[B, T, C, H, W]`` in [-1, 1]; output
   ``{"va": [B, T, 2], "expr": [B, T, 7], "au": [B, T, A]}``. With ``output_layer=False`` it is one
   stream of the A/V net and returns ``{"features": [B, T, 128]}``.
 - **A/V-MT-VGG-GRU** (:class:`AVMTVGGGRU`): a visual and an audio stream, each an MT-VGG-GRU without
   output layer; their 128-d outputs are concatenated (256) and fed to a 2-layer GRU x 128, then the
   multi-task output layer. Phase 1 trains each stream alone (an :class:`MTVGGGRU` on ``"image"`` or
-  on ``"audio"``); phase 2 builds this net with ``visual_checkpoint`` / ``audio_checkpoint`` (their
-  output layers are dropped) and trains it end to end.
+  on ``"audio"``); phase 2 starts this net from their checkpoints (``visual_checkpoint`` /
+  ``audio_checkpoint`` of the module; their output layers are dropped) and trains it end to end.
 
 The audio stream takes spectrogram images ``[B, T, 1, H, W]`` in [-1, 1] (one per video frame,
 Sec. IV). Choice: its first conv is built for 1 input channel (``in_chans=1``; timm adapts the
 layer), rather than repeating the spectrogram 3 times; an RGB-trained checkpoint (MT-VGG, VGG-FACE)
 is adapted by summing the first conv's weights over the 3 input channels (timm's own rule), see
-:func:`affect.models.affwildnet.torch_model.load_net_state`. ``audio_in_chans=3`` repeats instead.
+:func:`affect.models.weights.load_weights`. ``audio_in_chans=3`` repeats instead.
 
 Dropout (p = 0.5, "applied", Sec. VI-A): on the first FC's output, the GRU input (MT-VGG itself
 applies it around its second FC, which MT-VGG-GRU does not use); ``rnn_dropout`` (default 0) on the
@@ -37,7 +37,7 @@ import torch
 from torch import Tensor, nn
 
 from affect.labels import NUM_EXPR
-from affect.models.affwildnet.torch_model import SequenceRNN, load_net_state
+from affect.models.affwildnet.torch_model import SequenceRNN
 from affect.models.mt_vgg.torch_model import ABAW2020_AU_SET, MTVGG, MultiTaskHead
 
 __all__ = ["AVMTVGGGRU", "MTVGGGRU"]
@@ -52,11 +52,11 @@ class MTVGGGRU(nn.Module):
         dropout: drop probability on the first FC's output (paper: 0.5).
         rnn_hidden, rnn_layers: the GRU (paper: 2 x 128).
         rnn_dropout: drop probability on the first GRU layer's output.
-        mtvgg_checkpoint: an MT-VGG checkpoint (plain or Lightning) to initialise the CNN part;
-            its second FC and output layer are not used.
         output_layer: False = a stream of A/V-MT-VGG-GRU (returns ``{"features": [B, T, rnn_hidden]}``).
-        vggface_checkpoint: optional converted VGG-FACE weights for the conv layers (RGB only).
+        input_key: the batch key of the frames: ``"image"`` (faces) or ``"audio"`` (spectrograms).
     """
+
+    output_tasks: tuple[str, ...] = ("va", "expr", "au")
 
     def __init__(
         self,
@@ -71,21 +71,17 @@ class MTVGGGRU(nn.Module):
         rnn_hidden: int = 128,
         rnn_layers: int = 2,
         rnn_dropout: float = 0.0,
-        mtvgg_checkpoint: str | None = None,
         output_layer: bool = True,
-        vggface_checkpoint: str | None = None,
+        input_key: str = "image",
     ) -> None:
         super().__init__()
+        if input_key not in ("image", "audio"):
+            raise ValueError(f"input_key must be 'image' or 'audio', got {input_key!r}")
+        self.input_keys = (input_key,)
         self.cnn = MTVGG(
             backbone=backbone, hidden=hidden, dropout=dropout, num_aus=num_aus, num_expr=num_expr,
             image_size=image_size, in_chans=in_chans, backbone_nodes=backbone_nodes,
         )  # fmt: skip
-        if vggface_checkpoint:
-            from affect.models.backbones import load_vggface
-
-            load_vggface(self.cnn.backbone, vggface_checkpoint)
-        if mtvgg_checkpoint:
-            load_net_state(self.cnn, mtvgg_checkpoint, ignore_prefixes=("head.",))
         # MT-VGG-GRU stacks its GRU on the first FC: MT-VGG's fc2 and output layer are not part of it.
         self.cnn.fc2 = nn.Identity()
         self.cnn.head = nn.Identity()
@@ -115,11 +111,10 @@ class AVMTVGGGRU(nn.Module):
         image_size: side of the face images; ``audio_size``: side of the spectrogram images.
         audio_in_chans: 1 = a 1-channel first conv on the spectrogram (default); 3 = the
             spectrogram repeated to 3 channels and a standard first conv.
-        visual_checkpoint, audio_checkpoint: phase-1 checkpoints of the single streams
-            (:class:`MTVGGGRU` with an output layer, plain or Lightning); their output layers are dropped.
-        mtvgg_checkpoint: optional MT-VGG checkpoint for both streams' CNN parts (when no stream
-            checkpoints are given).
     """
+
+    input_keys: tuple[str, ...] = ("image", "audio")
+    output_tasks: tuple[str, ...] = ("va", "expr", "au")
 
     def __init__(
         self,
@@ -135,9 +130,6 @@ class AVMTVGGGRU(nn.Module):
         rnn_hidden: int = 128,
         rnn_layers: int = 2,
         rnn_dropout: float = 0.0,
-        visual_checkpoint: str | None = None,
-        audio_checkpoint: str | None = None,
-        mtvgg_checkpoint: str | None = None,
     ) -> None:
         super().__init__()
         if audio_in_chans not in (1, 3):
@@ -145,15 +137,12 @@ class AVMTVGGGRU(nn.Module):
         common = dict(
             backbone=backbone, hidden=hidden, dropout=dropout, num_aus=num_aus, num_expr=num_expr,
             backbone_nodes=backbone_nodes, rnn_hidden=rnn_hidden, rnn_layers=rnn_layers,
-            rnn_dropout=rnn_dropout, mtvgg_checkpoint=mtvgg_checkpoint, output_layer=False,
+            rnn_dropout=rnn_dropout, output_layer=False,
         )  # fmt: skip
         self.visual = MTVGGGRU(image_size=image_size, in_chans=3, **common)
-        self.audio = MTVGGGRU(image_size=audio_size, in_chans=audio_in_chans, **common)
+        self.audio = MTVGGGRU(image_size=audio_size, in_chans=audio_in_chans, input_key="audio", **common)
         self.audio_in_chans = audio_in_chans
         self.audio_size = audio_size
-        for stream, path in ((self.visual, visual_checkpoint), (self.audio, audio_checkpoint)):
-            if path:
-                load_net_state(stream, path, ignore_prefixes=("head.",))
         self.fusion = SequenceRNN(2 * rnn_hidden, rnn_hidden, rnn_layers, "gru", rnn_dropout)
         self.head = MultiTaskHead(rnn_hidden, num_expr=num_expr, num_aus=num_aus)
 
