@@ -346,7 +346,7 @@ class MultiTaskModule(L.LightningModule):
         """
         if stage == "fit" and not self._initial_weights_done:
             self.load_initial_weights()
-        self._initial_weights_done = True
+            self._initial_weights_done = True
 
     def load_initial_weights(self) -> None:
         """Load every :meth:`initial_weights` source, in order (later sources overwrite earlier ones)."""

@@ -11,8 +11,10 @@ import torch
 from torch.utils.data import DataLoader
 
 from affect.losses import ccc_loss
-from affect.models.affwildnet import AffWildNet, AffWildNetModule, SequenceRNN, load_net_state
+from affect.models.affwildnet import AffWildNet, AffWildNetModule, SequenceRNN
 from affect.models.affwildnet.torch_model import landmark_features
+from affect.models.callbacks import SequenceMedianEvaluation
+from affect.models.weights import WeightsFileError, load_weights
 
 TINY = dict(backbone="test_resnet", fc_units=16, rnn_hidden=8, image_size=32)
 
@@ -131,31 +133,33 @@ def test_optimisation_reduces_ccc_loss_on_a_fixed_batch() -> None:
     assert losses[-1] < losses[0] - 0.1, losses
 
 
-def test_load_net_state_plain_lightning_and_errors(tmp_path) -> None:
+def test_load_weights_plain_lightning_and_errors(tmp_path) -> None:
+    """A Lightning checkpoint of a module (``net.`` names) loads into the bare network, through the
+    one safe weights reader (affect.models.weights)."""
     src, dst = AffWildNet(**TINY), AffWildNet(**TINY)
     torch.save(
         {"state_dict": {f"net.{k}": v for k, v in src.state_dict().items()}, "epoch": 3}, tmp_path / "a.ckpt"
     )
-    load_net_state(dst, str(tmp_path / "a.ckpt"))
+    load_weights(dst, str(tmp_path / "a.ckpt"), strict=True)
     for k, v in src.state_dict().items():
         torch.testing.assert_close(dst.state_dict()[k], v)
     partial = {k: v for k, v in src.state_dict().items() if not k.startswith("out.")}
-    with pytest.raises(ValueError, match=r"missing \['out.bias', 'out.weight'\]"):
-        load_net_state(dst, partial)
-    assert "out.weight" not in load_net_state(dst, partial, ignore_prefixes=("out.",))
-    with pytest.raises(FileNotFoundError, match="does not exist"):
-        load_net_state(dst, str(tmp_path / "nope.ckpt"))
+    with pytest.raises(WeightsFileError, match=r"not in the file \['out.bias', 'out.weight'\]"):
+        load_weights(dst, partial, strict=True)
+    result = load_weights(dst, partial, strict=True, exclude=("out.",))
+    assert "out.weight" not in result.loaded and result.skipped == []
+    with pytest.raises(WeightsFileError, match="nope.ckpt does not exist"):
+        load_weights(dst, str(tmp_path / "nope.ckpt"))
 
 
-def test_lightning_fast_dev_run_with_median_eval() -> None:
+def test_lightning_fast_dev_run_with_sequence_median_callback() -> None:
     torch.manual_seed(0)
-    module = AffWildNetModule(**TINY, log_media=False, median_eval=True)
+    module = AffWildNetModule(**TINY)
     train = DataLoader([seq_batch(seed=i) for i in range(2)], batch_size=None)
     val_batch = seq_batch(b=4, seed=9)
     val = DataLoader([val_batch], batch_size=None)
-    trainer = L.Trainer(
-        accelerator="cpu", fast_dev_run=1, enable_progress_bar=False, enable_model_summary=False, logger=False
-    )
+    trainer = L.Trainer(accelerator="cpu", fast_dev_run=1, enable_progress_bar=False, enable_model_summary=False,
+                        logger=False, callbacks=[SequenceMedianEvaluation()])  # fmt: skip
     trainer.fit(module, train, val)
     metrics = trainer.callback_metrics
     assert {"train/loss", "val/loss", "val/va/ccc", "val/va_median/ccc", "val/va_median/ccc_v"} <= set(
@@ -164,7 +168,7 @@ def test_lightning_fast_dev_run_with_median_eval() -> None:
     # the per-sequence-median CCC against an independent numpy computation on the same batch
     module.eval()
     with torch.no_grad():
-        pred = module(val_batch["image"], val_batch["landmarks"], val_batch["landmarks_mask"])["va"]
+        pred = module.forward_batch(val_batch)["va"]
     m = val_batch["frame_mask"]
     est = np.stack([np.median(pred[i][m[i]].numpy(), 0) for i in range(4)])
     ref = np.stack([np.median(val_batch["va"][i][m[i]].numpy(), 0) for i in range(4)])
@@ -174,16 +178,17 @@ def test_lightning_fast_dev_run_with_median_eval() -> None:
 
     expected = np.mean([ccc(est[:, d], ref[:, d]) for d in range(2)])
     assert float(metrics["val/va_median/ccc"]) == pytest.approx(expected, abs=1e-4)
-    out = module.predict_step(val_batch, 0)
+    # the callback adds the per-sequence medians to the predictions
+    out = trainer.predict(module, DataLoader([val_batch], batch_size=None))[0]
     torch.testing.assert_close(out["va_median"], torch.from_numpy(est).float())
-    assert module.hparams.fc_units == 16 and module.hparams.median_eval is True
+    assert module.hparams.fc_units == 16
 
 
 def test_checkpoint_round_trip_and_cli_parsing(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(sys, "argv", ["affect"])
     from lightning.pytorch.cli import LightningCLI
 
-    module = AffWildNetModule(**{**TINY, "rnn": "lstm", "use_landmarks": False}, log_media=False)
+    module = AffWildNetModule(**{**TINY, "rnn": "lstm", "use_landmarks": False})
     trainer = L.Trainer(accelerator="cpu", max_steps=0, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
     trainer.strategy.connect(module)
@@ -196,6 +201,6 @@ def test_checkpoint_round_trip_and_cli_parsing(tmp_path, monkeypatch) -> None:
     cli = LightningCLI(
         AffWildNetModule, run=False, save_config_callback=None,
         args=["--model.backbone=test_resnet", "--model.fc_units=8", "--model.rnn=none", "--model.image_size=32",
-              "--model.rnn_hidden=4", "--model.log_media=false", "--trainer.accelerator=cpu", "--trainer.logger=false"],
+              "--model.rnn_hidden=4", "--trainer.accelerator=cpu", "--trainer.logger=false"],
     )  # fmt: skip
     assert cli.model.net.rnn is None and cli.model.net.encoder.fc_dim == 8

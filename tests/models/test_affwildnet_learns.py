@@ -20,7 +20,7 @@ def test_tiny_affwildnet_learns_valence_arousal(tmp_path):
     data = AffWild2DataModule(str(root), task="va", image_size=48, batch_size=8, sequence_length=16,
                               sequence_stride=16, val_fraction=0.25)  # + a subject-independent validation part
     model = AffWildNetModule(backbone="test_resnet", fc_units=64, rnn_hidden=32, dropout=0.0, image_size=48,
-                             lr=3e-3, lr_decay_after=None, log_media=False)
+                             lr=3e-3, lr_decay_after=None)
     trainer = L.Trainer(accelerator="cpu", max_epochs=20, max_time="00:00:01:30", logger=False,
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                         num_sanity_val_steps=0)

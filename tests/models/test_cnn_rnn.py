@@ -10,7 +10,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from affect.losses import ccc_loss
+from affect.models.callbacks import SequenceMedianEvaluation
 from affect.models.cnn_rnn import CNNRNN, CNNRNNModule, ModelLevelFusion, ModelLevelFusionModule
+from affect.models.weights import WeightsFileError
 
 NODES = ["layer1", "layer4"]  # test_resnet: a low-level tap (stands for the 2nd pool) and the last tap
 TINY = dict(backbone="test_resnet", backbone_nodes=NODES, fc_units=16, rnn_hidden=8, image_size=32)
@@ -73,7 +75,7 @@ def test_rnn_dropout_reading_and_argument_errors() -> None:
     assert CNNRNN("1rnn", **TINY, rnn_dropout=0.8).rnns["all"].rnn.dropout == pytest.approx(0.8)
     with pytest.raises(ValueError, match="mode must be"):
         CNNRNN("2rnn", **TINY)
-    with pytest.raises(ValueError, match="only 'vgg16' has a default"):
+    with pytest.raises(ValueError, match=r"only the VGG-16 layouts \(vgg16, vggface\) have a default"):
         CNNRNN("3rnn", backbone="test_resnet", image_size=32)
     with pytest.raises(ValueError, match="must name 2 taps"):
         CNNRNN("3rnn", **{**TINY, "backbone_nodes": ["layer4"]})
@@ -97,23 +99,33 @@ def test_model_level_fusion_structure(fusion: str) -> None:
         ModelLevelFusion("mean", **TINY)
 
 
-def test_fusion_initialised_from_the_two_networks(tmp_path) -> None:
+def test_fusion_initialised_from_the_two_networks_at_fit(tmp_path) -> None:
     one, three = CNNRNN("1rnn", **TINY), CNNRNN("3rnn", **TINY)
     torch.save(one.state_dict(), tmp_path / "one.pt")  # plain state dict
     torch.save(
         {"state_dict": {f"net.{k}": v for k, v in three.state_dict().items()}}, tmp_path / "three.ckpt"
     )
-    net = ModelLevelFusion(
-        "rnn",
+    module = ModelLevelFusionModule(
+        fusion="rnn",
         **TINY,
         one_rnn_checkpoint=str(tmp_path / "one.pt"),
         three_rnn_checkpoint=str(tmp_path / "three.ckpt"),
     )
+    net = module.net
+    key = "encoder.fc.0.weight"
+    assert not torch.equal(net.one_rnn.state_dict()[key], one.state_dict()[key])  # nothing read in __init__
+    module.setup("validate")
+    assert not torch.equal(net.one_rnn.state_dict()[key], one.state_dict()[key])  # nor for evaluation
+    module.setup("fit")
     for src, dst in ((one, net.one_rnn), (three, net.three_rnn)):
         got = dst.state_dict()
         for k, v in src.state_dict().items():
             if not k.startswith("out."):
                 torch.testing.assert_close(got[k], v)
+    # a branch checkpoint of the other kind does not fit (strict): an error naming the key and file
+    swapped = ModelLevelFusionModule(fusion="rnn", **TINY, one_rnn_checkpoint=str(tmp_path / "three.ckpt"))
+    with pytest.raises(WeightsFileError, match=r"one_rnn_checkpoint: .*three\.ckpt does not fit CNNRNN"):
+        swapped.setup("fit")
 
 
 @pytest.mark.parametrize("make", [lambda: CNNRNN("3rnn", **TINY, dropout=0.0, rnn_dropout=0.0),
@@ -138,8 +150,8 @@ def test_optimisation_reduces_ccc_loss(make) -> None:
 @pytest.mark.parametrize(
     "module",
     [
-        lambda: CNNRNNModule(mode="3rnn", **TINY, log_media=False),
-        lambda: ModelLevelFusionModule(fusion="fc", **TINY, log_media=False),
+        lambda: CNNRNNModule(mode="3rnn", **TINY),
+        lambda: ModelLevelFusionModule(fusion="fc", **TINY),
     ],
 )
 def test_lightning_fast_dev_run(module) -> None:
@@ -148,12 +160,12 @@ def test_lightning_fast_dev_run(module) -> None:
     train = DataLoader([seq_batch(seed=i) for i in range(2)], batch_size=None)
     val = DataLoader([seq_batch(b=3, seed=7)], batch_size=None)
     trainer = L.Trainer(accelerator="cpu", fast_dev_run=1, enable_progress_bar=False, enable_model_summary=False,
-                        logger=False)  # fmt: skip
+                        logger=False, callbacks=[SequenceMedianEvaluation()])  # fmt: skip
     trainer.fit(model, train, val)
     assert {"train/loss", "val/va/ccc", "val/va_median/ccc", "val/va_median/mse"} <= set(
         trainer.callback_metrics
     )
-    pred = model.predict_step(seq_batch(b=3, seed=7), 0)
+    pred = trainer.predict(model, DataLoader([seq_batch(b=3, seed=7)], batch_size=None))[0]
     assert pred["va"].shape == (3, 6, 2) and pred["va_median"].shape == (3, 2)
 
 
@@ -169,7 +181,7 @@ def test_cli_parses_the_modules(monkeypatch) -> None:
         args = [f"--model.class_path={cls.__module__}.{cls.__name__}", "--model.init_args.backbone=test_resnet",
                 "--model.init_args.backbone_nodes=[layer1, layer4]", "--model.init_args.fc_units=8",
                 "--model.init_args.rnn_hidden=4", "--model.init_args.image_size=32",
-                "--model.init_args.log_media=false", "--trainer.accelerator=cpu", "--trainer.logger=false", *extra]  # fmt: skip
+                "--trainer.accelerator=cpu", "--trainer.logger=false", *extra]  # fmt: skip
         cli = LightningCLI(
             LightningModule, subclass_mode_model=True, run=False, save_config_callback=None, args=args
         )
