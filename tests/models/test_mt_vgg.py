@@ -15,9 +15,13 @@ from torch.utils.data import DataLoader
 
 from affect.labels import EXPR_CLASSES
 from affect.losses import MultiTaskLoss
+from affect.models.affwildnet import AffWildNet
 from affect.models.backbones import VGGFACE_CONV_INDEX
+from affect.models.batching import concat_batches, normalise_images
+from affect.models.callbacks import EvaluationFigures
 from affect.models.mt_vgg import ABAW2020_AU_SET, MTVGG, MTVGGModule, MultiTaskHead
-from affect.models.multitask import concat_batches, normalise_images
+from affect.models.multitask import MultiTaskModule
+from affect.models.weights import WeightsFileError, load_weights
 
 TINY = {"backbone": "test_resnet", "hidden": 32}
 
@@ -117,8 +121,32 @@ def test_concat_batches_fills_and_pads():
 def test_module_argument_errors():
     with pytest.raises(ValueError, match="tasks must be a non-empty subset"):
         MTVGGModule(**TINY, image_size=32, tasks=["va", "pain"])
+    coupled = MultiTaskLoss(au_set=ABAW2020_AU_SET, distribution_matching=True)
     with pytest.raises(ValueError, match="tasks must contain 'expr' and 'au'"):
-        MTVGGModule(**TINY, image_size=32, tasks=["va"], distribution_matching=True)
+        MTVGGModule(**TINY, image_size=32, tasks=["va"], loss=coupled)
+    with pytest.raises(ValueError, match=r"loss.au_set \[1, 2, 4, 5, 6, 7, 9,.*\] differs from the model's au_set \[1, 2, 4, 6, 12"):
+        MTVGGModule(**TINY, image_size=32, loss=MultiTaskLoss(relatedness=None))  # the 17 AUs of AU_SET
+    with pytest.raises(TypeError, match="MultiTaskModule has no default network: pass net="):
+        MultiTaskModule()
+
+
+def test_module_is_composed_of_net_and_loss_parts():
+    """The shared task module takes any network and loss; an architecture's module only builds its net."""
+    net = MTVGG(**TINY, image_size=32)
+    loss = MultiTaskLoss(au_set=ABAW2020_AU_SET, relatedness=None, lambda_va=2.0)
+    module = MultiTaskModule(net=net, loss=loss, au_set=ABAW2020_AU_SET, image_size=32)
+    assert module.net is net and module.loss_fn is loss
+    module.eval()
+    assert "net" not in module.hparams and "loss" not in module.hparams  # parts are weights, not settings
+    batch = make_frames(4, 32, 8, seed=2)
+    out = module.forward_batch(batch)
+    with torch.no_grad():
+        torch.testing.assert_close(out["va"], net(normalise_images(batch["image"]))["va"])
+    # the default loss of an architecture's module is eq. 7 on its AU set, without coupling
+    default = MTVGGModule(**TINY, image_size=32).loss_fn
+    assert tuple(default.au_set) == ABAW2020_AU_SET and not default.coupled
+    with pytest.raises(ValueError, match=r"predicts only \['va'\]"):
+        MultiTaskModule(net=AffWildNet(backbone="test_resnet", fc_units=8, rnn_hidden=4, image_size=32))
 
 
 def test_lr_decays_exponentially_after_n_epochs():
@@ -137,7 +165,7 @@ def test_module_trains_logs_and_metrics_match_references(tmp_path):
     torch.manual_seed(0)
     dm = ToyDataModule(num_train=16, num_val=12, batch_size=4, image_size=32, num_aus=8)
     module = MTVGGModule(**TINY, image_size=32, lr=1e-3)
-    tr = trainer(tmp_path, max_steps=4, limit_val_batches=3)
+    tr = trainer(tmp_path, max_steps=4, limit_val_batches=3, callbacks=[EvaluationFigures()])
     tr.fit(module, dm)
     names = set(tr.callback_metrics)
     for stage in ("train", "val"):
@@ -153,7 +181,7 @@ def test_module_trains_logs_and_metrics_match_references(tmp_path):
     module.eval()
     data = make_frames(12, 32, 8, seed=1)
     with torch.no_grad():
-        out = module(data["image"])
+        out = module.forward_batch(data)
     va, expr = out["va"].numpy(), out["expr"].argmax(1).numpy()
     assert val["val/va/ccc_v"] == pytest.approx(np_ccc(va[:, 0], data["va"][:, 0].numpy()), abs=1e-5)
     assert val["val/va/ccc_a"] == pytest.approx(np_ccc(va[:, 1], data["va"][:, 1].numpy()), abs=1e-5)
@@ -174,16 +202,17 @@ def test_module_trains_logs_and_metrics_match_references(tmp_path):
 def test_checkpoint_holds_what_predict_needs(tmp_path):
     torch.manual_seed(0)
     dm = ToyDataModule(num_train=8, num_val=8, batch_size=4, image_size=32, num_aus=8)
-    module = MTVGGModule(**TINY, image_size=32, tasks=["va", "expr"], log_media=False)
+    module = MTVGGModule(**TINY, image_size=32, tasks=["va", "expr"])
     tr = trainer(tmp_path, max_steps=2, limit_val_batches=1)
     tr.fit(module, dm)
     path = tmp_path / "m.ckpt"
     tr.save_checkpoint(path)
-    ckpt = torch.load(path, weights_only=False)
+    ckpt = torch.load(path, weights_only=True)  # plain types only: opens with the safe reader
     assert ckpt["affect"] == {
         "expr_classes": list(EXPR_CLASSES), "au_set": list(ABAW2020_AU_SET), "tasks": ["va", "expr"],
-        "image_size": 32, "normalisation": ckpt["affect"]["normalisation"],
+        "image_size": 32, "normalisation": ckpt["affect"]["normalisation"], "format": 2,
     }  # fmt: skip
+    assert not (tmp_path / "lightning_logs" / "version_0" / "media").exists()  # figures only with the callback
     assert "127.5" in ckpt["affect"]["normalisation"]
     assert ckpt["hyper_parameters"]["backbone"] == "test_resnet"
     loaded = MTVGGModule.load_from_checkpoint(path).eval()
@@ -194,13 +223,13 @@ def test_checkpoint_holds_what_predict_needs(tmp_path):
     assert sorted(preds[0]) == ["corpus", "expr", "frame", "va", "video"]  # only the trained tasks
     torch.testing.assert_close(preds[0]["expr"].sum(1), torch.ones(4))
     with torch.no_grad():
-        torch.testing.assert_close(preds[0]["expr"], module(batch["image"])["expr"].softmax(1))
-        torch.testing.assert_close(preds[0]["va"], module(batch["image"])["va"])
+        torch.testing.assert_close(preds[0]["expr"], module.forward_batch(batch)["expr"].softmax(1))
+        torch.testing.assert_close(preds[0]["va"], module.forward_batch(batch)["va"])
 
 
 def test_single_task_logs_only_its_task(tmp_path):
     dm = ToyDataModule(num_train=8, num_val=8, batch_size=4, image_size=32, num_aus=8)
-    module = MTVGGModule(**TINY, image_size=32, tasks=["va"], log_media=False)
+    module = MTVGGModule(**TINY, image_size=32, tasks=["va"])
     tr = trainer(tmp_path, max_steps=2, limit_val_batches=1)
     tr.fit(module, dm)
     names = set(tr.callback_metrics)
@@ -228,7 +257,7 @@ def test_init_checkpoint_loads_matching_weights_at_fit_only(tmp_path):
     assert not torch.equal(other_aus.state_dict()[fc1], source.state_dict()[fc1])  # nothing read in __init__
     other_aus.setup("validate")
     assert not torch.equal(other_aus.state_dict()[fc1], source.state_dict()[fc1])  # nor for evaluation
-    with pytest.warns(UserWarning, match=r"2 tensors not loaded .*net\.head\.linear\.weight"):
+    with pytest.warns(UserWarning, match=r"init_checkpoint: 2 tensors of .*pretrained.ckpt not loaded .*net\.head\.linear\.weight"):
         other_aus.setup("fit")  # the 2+7+3 output layer cannot take the 2+7+8 one
     for name, value in source.state_dict().items():
         if not name.startswith("net.head."):
@@ -251,13 +280,13 @@ def test_init_checkpoint_loads_matching_weights_at_fit_only(tmp_path):
     restored.setup("fit")
     torch.testing.assert_close(restored.net.head.linear.weight, fresh_head.net.head.linear.weight)
 
-    with pytest.raises(ValueError, match="no tensor matches this model"):
-        MTVGGModule(**TINY, image_size=32).load_matching_weights(str(own), exclude=("net.",))
+    with pytest.raises(WeightsFileError, match=r"init_checkpoint: no tensor of .*own.ckpt fits MTVGGModule"):
+        load_weights(MTVGGModule(**TINY, image_size=32), str(own), exclude=("net.",), key="init_checkpoint")
 
 
 def test_vggface_checkpoint_loaded_into_the_backbone_at_fit(tmp_path):
     module = MTVGGModule(
-        backbone="vgg16", hidden=8, image_size=32, vggface_checkpoint=str(tmp_path / "vgg_face.pth")
+        backbone="vggface", hidden=8, image_size=32, backbone_weights=str(tmp_path / "vgg_face.pth")
     )
     own = module.net.backbone.body.state_dict()
     sd = {
@@ -270,6 +299,10 @@ def test_vggface_checkpoint_loaded_into_the_backbone_at_fit(tmp_path):
     torch.testing.assert_close(
         module.net.backbone.body.state_dict()["features.28.weight"], sd["conv5_3.weight"]
     )
+    # vgg16 = the same layout from random weights; its backbone_weights are a state dict of it (strict)
+    rand = MTVGGModule(backbone="vgg16", hidden=8, image_size=32, backbone_weights=str(tmp_path / "vgg_face.pth"))
+    with pytest.raises(WeightsFileError, match=r"backbone_weights: no tensor of .*vgg_face.pth fits VGG"):
+        rand.setup("fit")
 
 
 def test_corpus_au_targets_are_narrowed_to_the_model_au_set():
@@ -280,7 +313,7 @@ def test_corpus_au_targets_are_narrowed_to_the_model_au_set():
     from affect.labels import AU_SET
     from affect.models.mt_vgg import MTVGGModule
 
-    module = MTVGGModule(backbone="test_resnet", hidden=16, image_size=32, log_media=False)
+    module = MTVGGModule(backbone="test_resnet", hidden=16, image_size=32)
     au = torch.tensor([AU_SET], dtype=torch.float32)  # the value of each column is its AU number
     batch = module.prepare_batch({"image": torch.zeros(1, 3, 32, 32, dtype=torch.uint8), "au": au,
                                   "au_mask": au > 4})

@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader
 from affect.losses import MultiTaskLoss
 from affect.models.mt_vgg.torch_model import MTVGG
 from affect.models.mt_vgg_gru import AVMTVGGGRU, MTVGGGRU, AVMTVGGGRUModule, MTVGGGRUModule
+from affect.models.weights import WeightsFileError
 
 TINY = dict(backbone="test_resnet", hidden=16, rnn_hidden=8, image_size=32)
 TINY_AV = {**TINY, "audio_size": 32}
@@ -65,20 +66,23 @@ def test_mt_vgg_gru_shapes_and_structure() -> None:
         net(_float(seq_batch())[:, 0])
 
 
-def test_mt_vgg_gru_initialised_from_mt_vgg(tmp_path) -> None:
+def test_mt_vgg_gru_initialised_from_mt_vgg_at_fit(tmp_path) -> None:
     mtvgg = MTVGG(backbone="test_resnet", hidden=16, image_size=32)
     torch.save(
         {"state_dict": {f"net.{k}": v for k, v in mtvgg.state_dict().items()}}, tmp_path / "mtvgg.ckpt"
     )
-    net = MTVGGGRU(**TINY, mtvgg_checkpoint=str(tmp_path / "mtvgg.ckpt"))
+    module = MTVGGGRUModule(**TINY, mtvgg_checkpoint=str(tmp_path / "mtvgg.ckpt"))
     src = mtvgg.state_dict()
-    for k, v in net.cnn.state_dict().items():
+    assert not torch.equal(module.net.cnn.state_dict()["fc1.weight"], src["fc1.weight"])  # not in __init__
+    module.setup("fit")
+    for k, v in module.net.cnn.state_dict().items():
         torch.testing.assert_close(v, src[k])  # conv layers and the first FC
     # the audio stream: a 1-channel first conv initialised from the RGB one by summing over channels
-    audio = MTVGGGRU(**TINY, in_chans=1, mtvgg_checkpoint=str(tmp_path / "mtvgg.ckpt"))
+    audio = MTVGGGRUModule(**TINY, input_key="audio", mtvgg_checkpoint=str(tmp_path / "mtvgg.ckpt"))
+    audio.setup("fit")
     first = [k for k, v in src.items() if v.dim() == 4][0]
-    torch.testing.assert_close(audio.cnn.state_dict()[first], src[first].sum(1, keepdim=True))
-    assert audio.cnn.state_dict()[first].shape[1] == 1
+    torch.testing.assert_close(audio.net.cnn.state_dict()[first], src[first].sum(1, keepdim=True))
+    assert audio.net.cnn.state_dict()[first].shape[1] == 1
 
 
 def test_av_mt_vgg_gru_shapes_structure_and_errors() -> None:
@@ -106,20 +110,28 @@ def test_av_mt_vgg_gru_shapes_structure_and_errors() -> None:
         AVMTVGGGRU(**TINY_AV, audio_in_chans=2)
 
 
-def test_av_phase_two_loads_the_streams(tmp_path) -> None:
+def test_av_phase_two_loads_the_streams_at_fit(tmp_path) -> None:
     visual = MTVGGGRU(**TINY)
-    audio = MTVGGGRU(**TINY, in_chans=1)
+    audio = MTVGGGRU(**TINY, in_chans=1, input_key="audio")
     torch.save({"state_dict": {f"net.{k}": v for k, v in visual.state_dict().items()}}, tmp_path / "v.ckpt")
     torch.save(audio.state_dict(), tmp_path / "a.pt")
-    net = AVMTVGGGRU(
+    module = AVMTVGGGRUModule(
         **TINY_AV, visual_checkpoint=str(tmp_path / "v.ckpt"), audio_checkpoint=str(tmp_path / "a.pt")
     )
-    for src, dst in ((visual, net.visual), (audio, net.audio)):
+    module.setup("fit")
+    for src, dst in ((visual, module.net.visual), (audio, module.net.audio)):
         got = dst.state_dict()
         assert not any(k.startswith("head.") for k in got)
         for k, v in src.state_dict().items():
             if not k.startswith("head."):
                 torch.testing.assert_close(got[k], v)
+    # an MT-VGG checkpoint is not a stream checkpoint (other names, no GRU): an error naming key and file
+    torch.save({"state_dict": {f"net.{k}": v for k, v in MTVGG(backbone="test_resnet", hidden=16,
+                                                                image_size=32).state_dict().items()}},
+               tmp_path / "mtvgg.ckpt")  # fmt: skip
+    wrong = AVMTVGGGRUModule(**TINY_AV, visual_checkpoint=str(tmp_path / "mtvgg.ckpt"))
+    with pytest.raises(WeightsFileError, match=r"visual_checkpoint: no tensor of .*mtvgg\.ckpt fits MTVGGGRU"):
+        wrong.setup("fit")
 
 
 @pytest.mark.parametrize("av", [False, True])
@@ -145,9 +157,9 @@ def test_optimisation_reduces_multitask_loss(av: bool) -> None:
 @pytest.mark.parametrize(
     "module",
     [
-        lambda: MTVGGGRUModule(**TINY, log_media=False),
-        lambda: MTVGGGRUModule(**TINY, input_key="audio", log_media=False),
-        lambda: AVMTVGGGRUModule(**TINY_AV, log_media=False),
+        lambda: MTVGGGRUModule(**TINY),
+        lambda: MTVGGGRUModule(**TINY, input_key="audio"),
+        lambda: AVMTVGGGRUModule(**TINY_AV),
     ],
 )
 def test_lightning_fast_dev_run(module) -> None:
@@ -168,11 +180,11 @@ def test_lightning_fast_dev_run(module) -> None:
 
 def test_module_input_errors() -> None:
     with pytest.raises(ValueError, match="input_key must be"):
-        MTVGGGRUModule(**TINY, input_key="video", log_media=False)
+        MTVGGGRUModule(**TINY, input_key="video")
     batch = seq_batch()
     del batch["audio"]
-    with pytest.raises(KeyError, match="needs batch\\['audio'\\]"):
-        AVMTVGGGRUModule(**TINY_AV, log_media=False).forward_batch(batch)
+    with pytest.raises(KeyError, match="AVMTVGGGRU reads batch\\['audio'\\], which this batch lacks"):
+        AVMTVGGGRUModule(**TINY_AV).forward_batch(batch)
 
 
 def test_cli_parses_the_modules(monkeypatch) -> None:
@@ -184,7 +196,7 @@ def test_cli_parses_the_modules(monkeypatch) -> None:
                        (AVMTVGGGRUModule, ["--model.init_args.audio_size=32"])):  # fmt: skip
         args = [f"--model.class_path={cls.__module__}.{cls.__name__}", "--model.init_args.backbone=test_resnet",
                 "--model.init_args.hidden=8", "--model.init_args.rnn_hidden=4", "--model.init_args.image_size=32",
-                "--model.init_args.log_media=false", "--trainer.accelerator=cpu", "--trainer.logger=false", *extra]  # fmt: skip
+                "--trainer.accelerator=cpu", "--trainer.logger=false", *extra]  # fmt: skip
         cli = LightningCLI(
             LightningModule, subclass_mode_model=True, run=False, save_config_callback=None, args=args
         )
