@@ -1,73 +1,130 @@
-"""The ``affect`` command: one plain ``LightningCLI`` (``fit | validate | test | predict``) plus two
-extra subcommands dispatched before it.
+"""The ``affect`` command: LightningCLI (``fit | validate | test | predict``) plus two extra
+subcommands, ``prepare`` and ``relatedness``, listed by ``affect --help``.
 
-- ``affect fit --config experiments/<run>.yaml`` (configs compose left to right:
-  ``--config base.yaml --config run.yaml``; any value can be overridden,
-  ``--trainer.max_epochs 3``). ``model`` and ``data`` take any ``LightningModule`` /
-  ``LightningDataModule`` by full class path (``class_path: affect.models.mt_vgg.MTVGGModule``).
-- ``affect prepare ...`` -> :func:`affect.prepare.main` (face crops into the prepared store).
-- ``affect relatedness ...`` -> :func:`affect.relatedness.estimate.main` (Table V from data).
+- ``affect fit --config experiments/model/<m>.yaml --config experiments/data/<d>.yaml
+  --config experiments/trainer/gpu.yaml --config experiments/<table>/<row>.yaml``: configs compose
+  left to right; each table row's YAML starts with its exact command. Any value can be overridden
+  (``--trainer.max_epochs 3``). ``model`` / ``data`` take any ``LightningModule`` /
+  ``LightningDataModule`` by class path or by short name (``--model FaceBehaviorNetModule``): the
+  package's models and datamodules are imported first, so ``affect fit --help`` lists them.
+- ``image_size`` is stated once, on the data side, and linked into the model
+  (``data.image_size`` -> ``model.init_args.image_size``).
+- ``checkpoint`` configures the run's :class:`~lightning.pytorch.callbacks.ModelCheckpoint`
+  (``monitor``, ``mode``, ``dirpath``); ``figures`` the
+  :class:`~affect.models.callbacks.EvaluationFigures` callback; the
+  :class:`~affect.models.callbacks.SequenceMedianEvaluation` callback is always on (it acts on
+  sequence outputs only: ``{stage}/va_median/*``).
+- At the end of ``fit`` / ``validate`` / ``test`` a short table prints the best / final metrics and
+  where the checkpoint, logs and W&B run are.
+- ``affect prepare ...`` -> :func:`affect.prepare.main`; ``affect relatedness ...`` ->
+  :func:`affect.relatedness.estimate.main`.
 
 Runs and logging: every run needs its own directory, ``--trainer.default_root_dir runs/<name>``
-(LightningCLI saves the resolved ``config.yaml`` into the run's log directory and, with
-``overwrite: False``, refuses to overwrite one from an earlier run). With no logger configured,
-Lightning logs to a ``CSVLogger`` under that directory (``lightning_logs/version_N/metrics.csv``,
-media PNGs in ``media/``). For Weights & Biases put a logger in the YAML (``WANDB_MODE=offline``
-works without network)::
-
-    trainer:
-      logger:
-        class_path: lightning.pytorch.loggers.WandbLogger
-        init_args: {project: affect, save_dir: runs/fbn}
-
-Multi-GPU: ``--trainer.strategy ddp --trainer.devices N``. DDP starts the other processes by
-re-running the same command line (``sys.argv``), so launch through the ``affect`` entry point or
-``python -m affect``, not through :func:`main` called with a different ``argv``.
+(LightningCLI refuses to overwrite a saved ``config.yaml``). Multi-GPU: ``--trainer.strategy ddp
+--trainer.devices N``; DDP re-runs the command line (``sys.argv``), so launch through the ``affect``
+entry point or ``python -m affect``.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import sys
 from collections.abc import Sequence
 
 from lightning.pytorch import LightningDataModule, LightningModule
-from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-__all__ = ["build_cli", "main"]
+__all__ = ["AffectCLI", "build_cli", "main"]
 
 DESCRIPTION = (
-    "affect: facial affect analysis in-the-wild (Kollias & Zafeiriou). LightningCLI subcommands "
-    "fit | validate | test | predict, plus `affect prepare ...` (face crops into the prepared store) and "
-    "`affect relatedness ...` (estimate the emotion-AU relatedness table)."
+    "affect: facial affect analysis in-the-wild (Kollias & Zafeiriou). Subcommands: fit | validate | test | "
+    "predict (LightningCLI), prepare (face crops into the prepared store), relatedness (estimate the "
+    "emotion-AU relatedness table)."
 )
+#: Subcommands dispatched before LightningCLI: name -> (module, help).
+EXTRA_COMMANDS: dict[str, tuple[str, str]] = {
+    "prepare": ("affect.prepare", "Detect, align and store face crops (+ audio) of a corpus for fast loading."),
+    "relatedness": ("affect.relatedness.estimate", "Estimate p(AU | emotion) (Table V) from a corpus's labels."),
+}
+#: Packages whose LightningModules / LightningDataModules are registered as known subclasses.
+REGISTERED_PACKAGES: tuple[str, ...] = ("affect.models", "affect.data")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``affect`` console script and of ``python -m affect``."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] == "prepare":
-        from affect.prepare import main as prepare_main
-
-        return prepare_main(args[1:]) or 0
-    if args and args[0] == "relatedness":
-        from affect.relatedness.estimate import main as relatedness_main
-
-        return relatedness_main(args[1:]) or 0
+    if args and args[0] in EXTRA_COMMANDS:
+        module = importlib.import_module(EXTRA_COMMANDS[args[0]][0])
+        return module.main(args[1:]) or 0
     build_cli(None if argv is None else args)  # None: LightningCLI reads sys.argv itself
     return 0
 
 
+def register_classes() -> None:
+    """Import every module of the model and data packages, so that jsonargparse knows their
+    LightningModule / LightningDataModule subclasses (``--help`` lists them; short names resolve)."""
+    for package_name in REGISTERED_PACKAGES:
+        package = importlib.import_module(package_name)
+        for info in pkgutil.walk_packages(package.__path__, f"{package_name}."):
+            leaf = info.name.rsplit(".", 1)[-1]
+            if leaf.startswith("_") or "fixtures" in info.name or "synthetic" in info.name:
+                continue
+            importlib.import_module(info.name)
+
+
+class AffectCLI(LightningCLI):
+    """LightningCLI with the package's argument links, run callbacks and end-of-run summary."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        from affect.models.callbacks import EvaluationFigures
+
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults({"checkpoint.filename": "best", "checkpoint.save_last": True})
+        parser.add_lightning_class_args(EvaluationFigures, "figures")
+        parser.link_arguments("data.image_size", "model.init_args.image_size", apply_on="instantiate")
+
+    def instantiate_trainer(self, **kwargs):
+        from affect.models.callbacks import SequenceMedianEvaluation
+
+        extra = list(kwargs.pop("callbacks", None) or [])
+        extra.append(SequenceMedianEvaluation())
+        return super().instantiate_trainer(callbacks=extra, **kwargs)
+
+    def _print_summary(self) -> None:
+        from affect.tracking import run_summary
+
+        print(run_summary(self.trainer), file=sys.stderr)
+
+    def after_fit(self) -> None:
+        self._print_summary()
+
+    def after_validate(self) -> None:
+        self._print_summary()
+
+    def after_test(self) -> None:
+        self._print_summary()
+
+
+def _help_epilog() -> str:
+    lines = ["extra subcommands (not LightningCLI):"]
+    lines += [f"  affect {name:<12} {help_}  (affect {name} --help)" for name, (_, help_) in EXTRA_COMMANDS.items()]
+    return "\n".join(lines)
+
+
 def build_cli(args: Sequence[str] | None = None) -> LightningCLI:
-    """The one ``LightningCLI`` behind ``affect fit | validate | test | predict``; runs ``args``.
+    """The ``AffectCLI`` behind ``affect fit | validate | test | predict``; runs ``args``.
 
     Returned so that Python callers (``affect.demo``) can read ``cli.trainer`` after the run.
     """
-    return LightningCLI(
+    register_classes()
+    return AffectCLI(
         LightningModule,
         LightningDataModule,
         subclass_mode_model=True,
         subclass_mode_data=True,
         save_config_kwargs={"overwrite": False},
-        parser_kwargs={"prog": "affect", "description": DESCRIPTION},
+        parser_kwargs={"prog": "affect", "description": DESCRIPTION, "epilog": _help_epilog()},
         args=None if args is None else list(args),
     )

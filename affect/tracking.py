@@ -7,6 +7,9 @@ Figures (``matplotlib.figure.Figure``, built without pyplot so nothing global or
 - :func:`au_f1_figure`: per-AU F1 bars (the mean is the ABAW P_AU).
 - :func:`va_histogram_figure`: 2-D histograms of ground-truth and predicted (valence, arousal).
 
+:func:`run_summary` is the short table the ``affect`` command prints after ``fit`` / ``test``: the
+headline metrics and where the checkpoint, logs, figures and W&B run are.
+
 :func:`log_figure` sends one figure to every active Lightning logger: a ``WandbLogger`` gets a
 ``wandb.Image`` (``logger.log_image``), any other logger with a log directory (``CSVLogger``,
 ``TensorBoardLogger``, ...) gets a PNG file ``<log_dir>/media/<name with / -> _>_step<step>.png``.
@@ -31,7 +34,14 @@ from matplotlib.figure import Figure
 from PIL import Image
 from torch import Tensor
 
-__all__ = ["au_f1_figure", "confusion_matrix_figure", "figure_to_image", "log_figure", "va_histogram_figure"]
+__all__ = [
+    "au_f1_figure",
+    "confusion_matrix_figure",
+    "figure_to_image",
+    "log_figure",
+    "run_summary",
+    "va_histogram_figure",
+]
 
 log = logging.getLogger(__name__)
 
@@ -142,3 +152,47 @@ def log_figure(loggers: Sequence[Logger], name: str, fig: Figure, step: int) -> 
         fig.savefig(path, format="png", dpi=100, bbox_inches="tight")
         sent.append(str(path))
     return sent
+
+
+#: Metric names (after ``{stage}/``) shown first in :func:`run_summary`, in this order.
+HEADLINE_METRICS: tuple[str, ...] = (
+    "p_mtl", "va/ccc", "va/ccc_v", "va/ccc_a", "va_median/ccc", "expr/f1", "expr/acc", "expr/diag",
+    "au/f1", "au/afa", "compound/diag", "compound/f1", "loss",
+)  # fmt: skip
+
+
+def run_summary(trainer, max_rows: int = 14) -> str:
+    """A plain-text table of a finished run: headline metrics, best checkpoint, logs, figures, W&B.
+
+    Metrics are the trainer's last logged values (``callback_metrics``); after ``fit`` the validation
+    metrics of the last epoch and the monitored metric's best value with its checkpoint.
+    """
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if getattr(v, "numel", lambda: 1)() == 1}
+    stages = [s for s in ("test", "val") if any(k.startswith(f"{s}/") for k in metrics)]
+    rows: list[tuple[str, str]] = []
+    for stage in stages[:1]:
+        for name in HEADLINE_METRICS:
+            key = f"{stage}/{name}"
+            if key in metrics:
+                rows.append((key, f"{metrics[key]:.4f}"))
+    rows = rows[:max_rows]
+    ckpt = trainer.checkpoint_callback
+    if ckpt is not None and getattr(ckpt, "best_model_path", ""):
+        score = ckpt.best_model_score
+        rows.append((f"best {ckpt.monitor}", f"{float(score):.4f}" if score is not None else "-"))
+        rows.append(("checkpoint", ckpt.best_model_path))
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger):
+            run = logger.experiment
+            rows.append(("W&B run", f"{getattr(run, 'name', '')} {getattr(run, 'dir', '') or ''}".strip()))
+        else:
+            log_dir = getattr(logger, "log_dir", None)
+            if log_dir:
+                rows.append((f"{type(logger).__name__}", str(log_dir)))
+                media = Path(log_dir) / "media"
+                if media.is_dir():
+                    rows.append(("figures", str(media)))
+    if not rows:
+        return "affect: run finished (nothing was logged)"
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(["affect run summary:"] + [f"  {k:<{width}}  {v}" for k, v in rows])

@@ -1,46 +1,45 @@
-"""Smoke test of every shipped experiment config (every YAML under ``experiments/`` but ``data/``) through the real CLI.
+"""Smoke test of every shipped experiment through the real CLI, with the exact command its YAML starts with.
 
-Each YAML is discovered by glob (a new config is tested automatically) and run in-process with
-``affect.cli.main`` on tiny fixture corpora (``affect.data.fixtures.write_fixture_tree`` playing
-``$AFFECT_DATA``): ``fit`` (``test`` for the zero-shot configs, on the checkpoint of a tiny
-FaceBehaviorNet fit) with ``fast_dev_run``, CPU, fp32, no logger. The shipped YAML is parsed
-first; a second, generated config shrinks only sizes (tiny timm backbone ``test_resnet``, small
-FC / RNN widths, 32x32 images, batches of 2-4, short sequences) and points the A/V configs at a
-store prepared with spectrograms from the Aff-Wild2 fixture. A config that cannot run fails.
-
-``experiments/data/*.yaml`` are data-only blocks, tested by the corpus tests.
+A run config (every YAML under ``experiments/`` outside the ``model/``, ``data/`` and ``trainer/``
+pieces) begins with ``# affect <fit|test> --config piece.yaml ... --config <itself> [--key value ...]``.
+The test runs that command in-process (``affect.cli.main``) on tiny fixture corpora
+(``affect.data.fixtures.write_fixture_tree`` playing ``$AFFECT_DATA``) with ``fast_dev_run``, CPU, fp32,
+no logger, plus one overriding config that only shrinks the data (32x32 images, batches of 2-4, short
+sequences). The networks are shrunk by one substitution, not a per-class table: ``timm.create_model``
+builds the VGG-16 layout ("D", same node names, so the paper's multi-level taps resolve) with 1/64 of its
+channels, and ``resnet50`` as timm's ``test_resnet``. ``backbone: vggface`` rows load a converted
+VGG-Face file of that tiny layout through ``$VGGFACE_WEIGHTS``, exactly as a user's run would. Checkpoint
+paths in a command are replaced by a tiny FaceBehaviorNet's checkpoint (zero-/few-shot rows) or dropped
+(earlier stages of a pipeline, tested in tests/models). A config that cannot run fails.
 """
 
 from __future__ import annotations
 
-import inspect
 import re
+import shlex
 from pathlib import Path
 
 import numpy as np
 import pytest
+import timm
+import torch
 import yaml
 
 import affect.cli
+from affect.models.backbones import VGGFACE_CONV_INDEX
 
 REPO = Path(__file__).resolve().parents[1]
 EXPERIMENTS = REPO / "experiments"
-CONFIGS = sorted(p for p in EXPERIMENTS.rglob("*.yaml") if p.relative_to(EXPERIMENTS).parts[0] != "data")
+PIECES = ("model", "data", "trainer")
+CONFIGS = sorted(p for p in EXPERIMENTS.rglob("*.yaml") if p.relative_to(EXPERIMENTS).parts[0] not in PIECES)
 IMAGE = 32
 AUDIO = 32
 SEQ = 4
-#: Constructor arguments that shrink a model, applied when the model class accepts them.
-TINY_MODEL = {"backbone": "test_resnet", "hidden": 16, "fc_units": 16, "rnn_hidden": 8, "fusion_units": 8,
-              "image_size": IMAGE, "audio_size": AUDIO, "vggface_checkpoint": None, "log_media": False}  # fmt: skip
-#: Extra shrinking per class: the multi-level CNN-RNNs must name two taps of a non-VGG backbone.
-TINY_EXTRA = {"CNNRNNModule": {"backbone_nodes": ["layer1", "layer4"], "low_pool_size": 2},
-              "ModelLevelFusionModule": {"backbone_nodes": ["layer1", "layer4"], "low_pool_size": 2}}  # fmt: skip
+#: VGG-16 ("D") with 1/64 of the channels: the same ``features.N`` layout and taps at a tiny size.
+TINY_VGG_CFG = [1, 1, "M", 2, 2, "M", 4, 4, 4, "M", 8, 8, 8, "M", 8, 8, 8, "M"]
 #: Metrics of the package that are better when lower (everything else logged is higher-is-better).
 LOWER_IS_BETTER = re.compile(r"(^|/)(loss|mse|mse_v|mse_a)$")
-#: Configs that reveal a bug in a module this file does not own (strict xfail: the fix turns them
-#: into failures until the entry is removed). None at present.
-KNOWN_BUGS: dict[str, str] = {}
-COMMAND = re.compile(r"^# affect (fit|test|validate) --config (\S+)")
+COMMAND = re.compile(r"^# affect (fit|test|validate) (.+)$")
 #: A reported metric named in a config's header comment: ``test/<task>/<metric>``.
 REPORTED = re.compile(r"\btest/(\w+)/(\w+)")
 
@@ -50,7 +49,7 @@ def config_id(path: Path) -> str:
 
 
 def load(path: Path) -> dict:
-    return yaml.safe_load(path.read_text())
+    return yaml.safe_load(path.read_text()) or {}
 
 
 def header(path: Path) -> str:
@@ -63,13 +62,36 @@ def header(path: Path) -> str:
     return "\n".join(lines)
 
 
-def subcommand(path: Path) -> str:
-    return COMMAND.match(path.read_text().splitlines()[0]).group(1)
+def command(path: Path) -> tuple[str, list[Path], list[str]]:
+    """``(subcommand, configs in order, extra arguments)`` of a run config's first line."""
+    m = COMMAND.match(path.read_text().splitlines()[0])
+    assert m, f"{path}: the first line must be '# affect <fit|test> --config ...'"
+    words = shlex.split(m.group(2))
+    configs, extra = [], []
+    i = 0
+    while i < len(words):
+        if words[i] == "--config":
+            configs.append(REPO / words[i + 1])
+            i += 2
+        else:
+            extra.append(words[i])
+            i += 1
+    return m.group(1), configs, extra
 
 
-def _import(class_path: str) -> type:
-    module, _, name = class_path.rpartition(".")
-    return getattr(__import__(module, fromlist=[name]), name)
+def merged(path: Path) -> dict:
+    """The run's configs merged left to right (dicts deeply, lists replaced), as jsonargparse does."""
+    out: dict = {}
+    for cfg in command(path)[1]:
+        out = _merge(out, load(cfg))
+    return out
+
+
+def _merge(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -85,11 +107,7 @@ def data_root(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def av_store(data_root, tmp_path_factory) -> Path:
-    """An ``affect prepare`` store of the Aff-Wild2 fixture with one spectrogram image per frame.
-
-    The corpus manifest lists the ``cropped_aligned`` jpgs; the spectrograms come from the raw
-    video of each row (the parser's ``audio_path`` / ``audio_frame``). Faces are taken as already cropped.
-    """
+    """An ``affect prepare`` store of the Aff-Wild2 fixture with one spectrogram image per frame."""
     from affect.data.corpora.affwild2 import make_affwild2_manifest
     from affect.data.store import open_store
     from affect.prepare import PrepareOptions, prepare_store
@@ -106,29 +124,64 @@ def av_store(data_root, tmp_path_factory) -> Path:
     return out
 
 
+def tiny_create_model(real):
+    """``timm.create_model`` with the paper's big backbones swapped for tiny ones of the same layout."""
+
+    def create(name, *args, **kwargs):
+        if name in ("vgg16", "vggface"):
+            from timm.models.vgg import VGG
+
+            kwargs.pop("pretrained", None)
+            return VGG(TINY_VGG_CFG, mlp_ratio=1 / 1024, **kwargs)
+        if name == "resnet50":
+            return real("test_resnet", *args, **kwargs)
+        return real(name, *args, **kwargs)
+
+    return create
+
+
+@pytest.fixture(scope="session")
+def vggface_file(tmp_path_factory) -> Path:
+    """A converted VGG-Face state dict (Oxford names) of the tiny VGG-16 layout."""
+    from timm.models.vgg import VGG
+
+    net = VGG(TINY_VGG_CFG, num_classes=0, mlp_ratio=1 / 1024)
+    names = {i: n for n, i in VGGFACE_CONV_INDEX.items()}
+    state = {f"{names[int(k.split('.')[1])]}.{k.split('.')[2]}": v
+             for k, v in net.state_dict().items() if k.startswith("features.")}  # fmt: skip
+    state["fc8.weight"] = torch.zeros(3, 3)  # dropped by the loader, as in a real converted file
+    path = tmp_path_factory.mktemp("vggface") / "vggface.pth"
+    torch.save(state, path)
+    return path
+
+
 @pytest.fixture
-def env(data_root, tmp_path, monkeypatch) -> Path:
-    """``AFFECT_DATA`` -> the fixture tree; cwd -> a fresh tmp dir (relative ``runs/...`` paths land there)."""
+def env(data_root, vggface_file, tmp_path, monkeypatch) -> Path:
+    """``AFFECT_DATA`` -> the fixture tree; ``VGGFACE_WEIGHTS`` -> the tiny converted file; tiny
+    backbones; cwd -> a fresh tmp dir (relative ``runs/...`` paths land there)."""
     monkeypatch.setenv("AFFECT_DATA", str(data_root))
+    monkeypatch.setenv("VGGFACE_WEIGHTS", str(vggface_file))
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setattr(timm, "create_model", tiny_create_model(timm.create_model))
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
 
 @pytest.fixture(scope="session")
-def fbn_checkpoint(data_root, tmp_path_factory) -> Path:
+def fbn_checkpoint(data_root, vggface_file, tmp_path_factory) -> Path:
     """A tiny FaceBehaviorNet trained for one step by the shipped ``fbn_no_coupling.yaml`` (its
-    ModelCheckpoint's ``last.ckpt``): the input of the zero-shot / fine-tuning configs."""
+    ``last.ckpt``): the input of the zero-shot / fine-tuning configs."""
     work = tmp_path_factory.mktemp("fbn_ckpt")
     mp = pytest.MonkeyPatch()
     try:
         mp.setenv("AFFECT_DATA", str(data_root))
+        mp.setenv("VGGFACE_WEIGHTS", str(vggface_file))
+        mp.setattr(timm, "create_model", tiny_create_model(timm.create_model))
         mp.chdir(work)
-        cfg = EXPERIMENTS / "table6" / "fbn_no_coupling.yaml"
-        run_cli("fit", cfg, work, shrink_config(load(cfg), work, None, None),
-                ["--trainer.max_steps", "1", "--trainer.limit_val_batches", "1", "--trainer.num_sanity_val_steps", "0",
-             "--trainer.logger", "false"])  # fmt: skip
+        path = EXPERIMENTS / "table6" / "fbn_no_coupling.yaml"
+        run(path, work, None, None, ["--trainer.max_steps", "1", "--trainer.limit_val_batches", "1",
+                                     "--trainer.num_sanity_val_steps", "0", "--trainer.logger", "false"])  # fmt: skip
     finally:
         mp.undo()
     (ckpt,) = work.rglob("last.ckpt")
@@ -136,78 +189,63 @@ def fbn_checkpoint(data_root, tmp_path_factory) -> Path:
 
 
 # --------------------------------------------------------------------------- shrinking
-def shrink_model(model: dict, ckpt: Path | None) -> dict:
-    cls = _import(model["class_path"])
-    params = inspect.signature(cls.__init__).parameters
-    args = {k: v for k, v in TINY_MODEL.items() if k in params}
-    args.update(TINY_EXTRA.get(cls.__name__, {}))
-    if "checkpoint" in params:  # ZeroShotCompound: eq. 10 on a trained FaceBehaviorNet
-        args["checkpoint"] = str(ckpt)
-    if "init_checkpoint" in params and cls.__name__ == "CompoundFineTune":
-        args["init_checkpoint"] = str(ckpt)
-    return {"class_path": model["class_path"], "init_args": args}
-
-
 def shrink_corpus(dm: dict, store: Path | None, batch: int) -> dict:
     init = dict(dm.get("init_args") or {})
-    args = {"image_size": IMAGE, "num_workers": 0, "batch_size": batch}
+    args = {"num_workers": 0, "batch_size": batch, "image_size": IMAGE}
     if init.get("sequence_length"):
         args["sequence_length"] = SEQ
     if init.get("store"):
         if store is None:
             raise AssertionError(f"{dm['class_path']} reads a prepared store: the test needs av_store")
         args["store"] = str(store)
-    return {"class_path": dm["class_path"], "init_args": {**init, **args}}
+    return {"init_args": args}
 
 
 def shrink_data(data: dict, store: Path | None) -> dict:
+    """Only sizes change: every corpus of the run keeps its class and paths."""
     init = data.get("init_args") or {}
     if data["class_path"].endswith("MultiDomainDataModule"):
-        out = {d: [shrink_corpus(m, store, 2) for m in init[d]] for d in ("va", "au", "expr") if init.get(d)}
-        out.update(batch_sizes="fixed", va_batch_size=4, au_batch_size=4, expr_batch_size=4, num_workers=0)
-        return {"class_path": data["class_path"], "init_args": out}
+        out: dict = {d: [{"class_path": m["class_path"], **shrink_corpus(m, store, 2)} for m in init[d]]
+                     for d in ("va", "au", "expr") if init.get(d)}  # fmt: skip
+        for domain in out.values():
+            for m in domain:
+                m["init_args"].pop("image_size")
+        out.update(batch_sizes="fixed", va_batch_size=4, au_batch_size=4, expr_batch_size=4, num_workers=0,
+                   image_size=IMAGE)  # fmt: skip
+        return {"init_args": out}
     return shrink_corpus(data, store, 2)
 
 
-def shrink_config(cfg: dict, tmp: Path, ckpt: Path | None, store: Path | None) -> dict:
-    """The overriding config: the same keys as the shipped one, only sizes (and fixture paths) changed."""
-    out = {"model": shrink_model(cfg["model"], ckpt), "data": shrink_data(cfg["data"], store)}
-    # the ModelCheckpoint of the fbn_checkpoint fixture writes into tmp (cwd is tmp as well)
-    callbacks = (cfg.get("trainer") or {}).get("callbacks") or []
-    out["trainer"] = {"callbacks": [
-        {**cb, "init_args": {**cb.get("init_args", {}), "dirpath": str(tmp / "checkpoints")}}
-        if cb["class_path"].endswith("ModelCheckpoint") else cb for cb in callbacks
-    ]}  # fmt: skip
+def checkpoint_args(extra: list[str], ckpt: Path | None) -> list[str]:
+    """The command's extra arguments with checkpoint paths of earlier pipeline stages resolved."""
+    out, i = [], 0
+    while i < len(extra):
+        key, value = extra[i], extra[i + 1]
+        i += 2
+        if key in ("--model.init_args.checkpoint",) or (key == "--model.init_args.init_checkpoint" and ckpt is not None):
+            out += [key, str(ckpt)]
+        elif not key.endswith("checkpoint"):
+            out += [key, value]
     return out
 
 
-class _Recorder:
-    """Keeps the LightningCLI instance that :func:`affect.cli.main` creates."""
-
-    last = None
-
-
-def _recording_cli():
-    from lightning.pytorch.cli import LightningCLI
-
-    class RecordingCLI(LightningCLI):
-        def __init__(self, *args, **kwargs):
-            _Recorder.last = self
-            super().__init__(*args, **kwargs)
-
-    return RecordingCLI
-
-
-def run_cli(command: str, cfg_path: Path, tmp: Path, overrides: dict, extra: list[str]):
-    """``affect <command> --config <shipped> --config <overrides> ...`` in-process; returns the CLI."""
-    over = tmp / "overrides.yaml"
-    over.write_text(yaml.safe_dump(overrides, sort_keys=False))
-    argv = [command, "--config", str(cfg_path), "--config", str(over),
+def run(path: Path, tmp: Path, ckpt: Path | None, store: Path | None, extra: list[str]):
+    """The row's own command, in-process, with the data shrunk; returns the CLI."""
+    sub, configs, cmd_extra = command(path)
+    cfg = merged(path)
+    over = tmp / "shrink.yaml"
+    shrink = {"data": shrink_data(cfg["data"], store), "checkpoint": {"dirpath": str(tmp / "checkpoints")}}
+    if "audio_size" in (cfg["model"].get("init_args") or {}):  # the store's spectrogram images
+        shrink["model"] = {"init_args": {"audio_size": AUDIO}}
+    over.write_text(yaml.safe_dump(shrink, sort_keys=False))
+    needs_ckpt = cfg["model"]["class_path"].endswith(("ZeroShotCompound", "CompoundFineTune"))
+    argv = [sub, *[a for c in configs for a in ("--config", str(c))], "--config", str(over),
+            *checkpoint_args(cmd_extra, ckpt if needs_ckpt else None),
             "--trainer.accelerator", "cpu", "--trainer.devices", "1", "--trainer.precision", "32",
             "--trainer.default_root_dir", str(tmp / "run"), "--trainer.enable_progress_bar", "false",
             "--trainer.enable_model_summary", "false", *extra]  # fmt: skip
     mp = pytest.MonkeyPatch()
-    mp.setattr(affect.cli, "LightningCLI", _recording_cli())
+    mp.setattr(affect.cli, "AffectCLI", _recording_cli())
     try:
         affect.cli.main(argv)
     except SystemExit as e:  # jsonargparse reports parse errors by exiting
@@ -217,96 +255,102 @@ def run_cli(command: str, cfg_path: Path, tmp: Path, overrides: dict, extra: lis
     return _Recorder.last
 
 
-def needs(cfg: dict) -> tuple[bool, bool]:
-    """(needs the FaceBehaviorNet checkpoint, needs the A/V store)."""
-    model_cls = cfg["model"]["class_path"].rsplit(".", 1)[-1]
+class _Recorder:
+    """Keeps the CLI instance that :func:`affect.cli.main` creates."""
+
+    last = None
+
+
+def _recording_cli():
+    base = affect.cli.AffectCLI
+
+    class RecordingCLI(base):
+        def __init__(self, *args, **kwargs):
+            _Recorder.last = self
+            super().__init__(*args, **kwargs)
+
+    return RecordingCLI
+
+
+def needs_store(cfg: dict) -> bool:
     init = cfg["data"].get("init_args") or {}
     corpora = [m for d in ("va", "au", "expr") for m in init.get(d) or []] or [cfg["data"]]
-    return model_cls in ("ZeroShotCompound", "CompoundFineTune"), any(
-        (m.get("init_args") or {}).get("store") for m in corpora
-    )
+    return any((m.get("init_args") or {}).get("store") for m in corpora)
 
 
 # --------------------------------------------------------------------------- tests
 def test_configs_are_found():
     tables = {p.parent.name for p in CONFIGS}
     assert {"table2", "table3", "table4", "table6"} <= tables
-    assert len(CONFIGS) >= 22
+    assert len(CONFIGS) >= 26
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=config_id)
 def test_first_line_is_the_command(path):
-    first = path.read_text().splitlines()[0]
-    m = COMMAND.match(first)
-    assert m, (
-        f"{path}: the first line must be '# affect <fit|test> --config {path.relative_to(REPO)} ...', found {first!r}"
-    )
-    assert m.group(2) == str(path.relative_to(REPO))
+    _, configs, _ = command(path)
+    assert configs and configs[-1] == path, f"{path}: the command's last --config must be the row itself"
+    missing = [str(c) for c in configs if not c.is_file()]
+    assert not missing, f"{path}: the command names configs that do not exist: {missing}"
+
+
+@pytest.mark.parametrize("path", [p for p in CONFIGS if p.parent.name.startswith("table")], ids=config_id)
+def test_rows_are_a_few_lines_on_shared_pieces(path):
+    body = [line for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    assert len(body) <= 14, f"{path}: {len(body)} lines of settings; a row should be a few lines on the shared pieces"
+    assert len(command(path)[1]) >= 3, f"{path}: a row composes a model, a data and a trainer piece"
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=config_id)
 def test_checkpoint_mode_follows_the_metric(path):
-    cfg = load(path)
-    for cb in (cfg.get("trainer") or {}).get("callbacks") or []:
-        if cb["class_path"].endswith("ModelCheckpoint"):
-            monitor = cb["init_args"]["monitor"]
-            want = "min" if LOWER_IS_BETTER.search(monitor) else "max"
-            assert cb["init_args"]["mode"] == want, f"{path}: {monitor} wants mode {want}"
-            assert monitor.startswith("val/")
+    ckpt = merged(path).get("checkpoint") or {}
+    if "monitor" in ckpt:
+        want = "min" if LOWER_IS_BETTER.search(ckpt["monitor"]) else "max"
+        assert ckpt.get("mode") == want, f"{path}: {ckpt['monitor']} wants mode {want}"
+        assert ckpt["monitor"].startswith("val/")
 
 
-def _run_params():
-    for p in CONFIGS:
-        reason = KNOWN_BUGS.get(config_id(p))
-        marks = [pytest.mark.xfail(strict=True, raises=ValueError, reason=reason)] if reason else []
-        yield pytest.param(p, id=config_id(p), marks=marks)
+@pytest.mark.parametrize("path", CONFIGS, ids=config_id)
+def test_image_size_is_stated_once(path):
+    text = "\n".join(c.read_text() for c in command(path)[1])
+    assert len(re.findall(r"\bimage_size:", text)) <= 1, f"{path}: image_size is stated more than once"
 
 
 @pytest.mark.filterwarnings("ignore:LightningCLI's args parameter")
-@pytest.mark.parametrize("path", _run_params())
+@pytest.mark.parametrize("path", CONFIGS, ids=config_id)
 def test_config_runs(path, env, request):
-    cfg = load(path)
-    need_ckpt, need_store = needs(cfg)
-    ckpt = request.getfixturevalue("fbn_checkpoint") if need_ckpt else None
-    store = request.getfixturevalue("av_store") if need_store else None
-    command = subcommand(path)
-    extra = ["--trainer.fast_dev_run", "true", "--trainer.logger", "false"]
-    cli = run_cli(command, path, env, shrink_config(cfg, env, ckpt, store), extra)
+    cfg = merged(path)
+    sub = command(path)[0]
+    needs_ckpt = cfg["model"]["class_path"].endswith(("ZeroShotCompound", "CompoundFineTune"))
+    ckpt = request.getfixturevalue("fbn_checkpoint") if needs_ckpt else None
+    store = request.getfixturevalue("av_store") if needs_store(cfg) else None
+    cli = run(path, env, ckpt, store, ["--trainer.fast_dev_run", "true", "--trainer.logger", "false"])
     trainer = cli.trainer
     assert trainer.state.finished, trainer.state
     metrics = trainer.callback_metrics
     assert metrics, f"{path}: nothing was logged"
     # the metric names the header promises for the table ("Reports: test/va/ccc_v, ...") are logged
-    stage = "val" if command == "fit" else "test"
+    stage = "val" if sub == "fit" else "test"
     promised = {f"{stage}/{task}/{name}" for task, name in REPORTED.findall(header(path))}
     missing = sorted(promised - set(metrics))
-    assert not missing, (
-        f"{path}: header names metrics that are not logged: {missing}; logged: {sorted(metrics)}"
-    )
-    if command == "fit":
-        monitors = [cb.monitor for cb in trainer.checkpoint_callbacks if getattr(cb, "monitor", None)]
-        for monitor in monitors:  # fast_dev_run skips checkpointing: check the name here instead
-            assert monitor in metrics, (
-                f"{path}: ModelCheckpoint monitors {monitor!r}, logged: {sorted(metrics)}"
-            )
+    assert not missing, f"{path}: header names metrics that are not logged: {missing}; logged: {sorted(metrics)}"
+    if sub == "fit":
+        for monitor in [cb.monitor for cb in trainer.checkpoint_callbacks if getattr(cb, "monitor", None)]:
+            assert monitor in metrics, f"{path}: ModelCheckpoint monitors {monitor!r}, logged: {sorted(metrics)}"
 
 
 @pytest.mark.filterwarnings("ignore:LightningCLI's args parameter")
 def test_wandb_offline_run(env):
-    """One config with its own WandbLogger, offline: the run folder appears under save_dir (one real
-    step, not fast_dev_run, which swaps every logger for a dummy)."""
-    path = EXPERIMENTS / "table6" / "single_task_expr.yaml"
-    cfg = load(path)
-    save = env / "wandb_runs"
+    """One row with the trainer piece's WandbLogger, offline: the run folder appears under the row's
+    save_dir (one real step, not fast_dev_run, which swaps every logger for a dummy)."""
     import wandb
 
+    path = EXPERIMENTS / "table6" / "single_task_expr.yaml"
     try:
-        cli = run_cli("fit", path, env, shrink_config(cfg, env, None, None),
-                      ["--trainer.max_steps", "1", "--trainer.limit_val_batches", "1", "--trainer.num_sanity_val_steps", "0",
-                       "--trainer.logger.init_args.save_dir", str(save)])  # fmt: skip
+        cli = run(path, env, None, None, ["--trainer.max_steps", "1", "--trainer.limit_val_batches", "1",
+                                          "--trainer.num_sanity_val_steps", "0"])  # fmt: skip
         assert cli.trainer.logger.experiment.name == "table6-single_task_expr"
     finally:
         wandb.finish()  # an unfinished run would be reused by the next WandbLogger of this process
-    runs = list((save / "wandb").glob("offline-run-*"))
-    assert len(runs) == 1, f"no offline W&B run under {save}: {list(save.rglob('*'))[:10]}"
+    runs = list((env / "runs" / "table6" / "single_task_expr" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1, f"no offline W&B run under {env / 'runs'}"
     assert list(runs[0].glob("run-*.wandb")), f"{runs[0]} holds no run log"

@@ -58,6 +58,9 @@ class MultiDomainDataModule(L.LightningDataModule):
             ``total_batch_size``), or "fixed" to use ``va_batch_size`` / ``au_batch_size`` /
             ``expr_batch_size``.
         num_workers: DataLoader workers per domain.
+        image_size: the side of every corpus's images, stated once here (it replaces the corpora's
+            own ``image_size``); ``None`` = the corpora's, which must then agree. The CLI links it to
+            the model's ``image_size``.
     """
 
     def __init__(
@@ -71,6 +74,7 @@ class MultiDomainDataModule(L.LightningDataModule):
         au_batch_size: int = 247,
         expr_batch_size: int = 103,
         num_workers: int = 0,
+        image_size: int | None = None,
     ) -> None:
         super().__init__()
         given = {"va": va or [], "au": au or [], "expr": expr or []}
@@ -89,6 +93,18 @@ class MultiDomainDataModule(L.LightningDataModule):
         self.fixed_batch_sizes = {"va": va_batch_size, "au": au_batch_size, "expr": expr_batch_size}
         self.num_workers = num_workers
         self._datasets: dict[tuple[str, str], Dataset] = {}
+        modules = [dm for mods in self.corpora.values() for dm in mods]
+        if image_size is not None:
+            for dm in modules:
+                dm.image_size = image_size
+        sizes = sorted({dm.image_size for dm in modules})
+        if len(sizes) > 1:
+            raise ValueError(
+                f"MultiDomainDataModule: the corpora deliver images of different sizes {sizes}; set "
+                "data.init_args.image_size once for all of them"
+            )
+        #: The side of the images of every domain (what the model is built for).
+        self.image_size: int = sizes[0]
 
     def domain_dataset(self, domain: str, split: str) -> Dataset:
         """The concatenated ``split`` dataset of one domain (corpora lacking the split are left out)."""

@@ -130,6 +130,15 @@ def load_facebehaviornet(checkpoint: str, *, trusted: bool = False) -> TrainedFa
     return TrainedFaceBehaviorNet(net, tuple(spaces["tasks"]), au_set, arch)
 
 
+def _check_data_image_size(data_size: int | None, net_size: int, checkpoint: str) -> None:
+    """The data's image size (linked by the CLI) must be the one the checkpoint's network was built for."""
+    if data_size is not None and int(data_size) != int(net_size):
+        raise ValueError(
+            f"{checkpoint} holds a network built for {net_size}x{net_size} images but the data delivers "
+            f"{data_size}x{data_size}; set data.init_args.image_size to {net_size}"
+        )
+
+
 def _check_image_size(images: Tensor, size: int, who: str) -> None:
     if images.shape[-2:] != (size, size):
         raise ValueError(
@@ -193,6 +202,7 @@ class ZeroShotCompound(_CompoundMetricsMixin, L.LightningModule):
         au_term: eq. 10's AU term: ``"mean"`` (our reading, see
             :mod:`affect.models.compound.zero_shot`) or ``"sum"``.
         log_media: log the confusion matrix at the end of validation / test.
+        image_size: the data's image size (linked by the CLI); must be the checkpoint's.
 
     ``test_step`` / ``validation_step`` update the metrics; ``predict_step`` returns ``scores``
     ``[B, K]``, the predicted index ``compound`` ``[B]`` and name ``label`` (list of str), the
@@ -206,6 +216,7 @@ class ZeroShotCompound(_CompoundMetricsMixin, L.LightningModule):
         compound_table: str | None = None,
         au_term: Literal["mean", "sum"] = "mean",
         log_media: bool = True,
+        image_size: int | None = None,
     ) -> None:
         super().__init__()
         if au_term not in ("mean", "sum"):
@@ -223,6 +234,7 @@ class ZeroShotCompound(_CompoundMetricsMixin, L.LightningModule):
         self.au_set = tuple(fbn.au_set)
         compound_au_table(self.compound_classes, self.au_set)  # every class needs an AU the net predicts
         self.image_size = int(fbn.arch["image_size"])
+        _check_data_image_size(image_size, self.image_size, checkpoint)
         self.net = fbn.net
         self.net.requires_grad_(False)
         self.net.eval()
@@ -338,6 +350,7 @@ class CompoundFineTune(_CompoundMetricsMixin, L.LightningModule):
         self.save_hyperparameters()
         if init_checkpoint:
             fbn = load_facebehaviornet(init_checkpoint)
+            _check_data_image_size(image_size, fbn.arch["image_size"], init_checkpoint)
             self.hparams.update(fbn.arch)
             net = fbn.net
         else:
