@@ -18,6 +18,7 @@ from affect.models.backbones import (
     load_vggface,
     vggface_state_dict,
 )
+from affect.models.weights import WeightsFileError
 
 # VGG-FACE conv layers (Oxford release names) with their real [out, in, 3, 3] shapes.
 VGGFACE_CONVS = {
@@ -149,7 +150,7 @@ def test_vggface_into_non_vgg_backbone_fails():
 
 
 def test_vggface_bad_inputs(tmp_path):
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(WeightsFileError, match=r"^backbone_weights: .*absent\.pth does not exist$"):
         vggface_state_dict(tmp_path / "absent.pth")
     with pytest.raises(VGGFaceLoadError, match="must be a state dict"):
         vggface_state_dict([torch.zeros(1)])

@@ -24,6 +24,7 @@ from affect.labels import AU_SET, EXPR_CLASSES, RAFDB_COMPOUND_CLASSES
 from affect.losses import expr_ce_loss
 from affect.models.compound import CompoundFineTune, ZeroShotCompound, resolve_compound_classes
 from affect.models.facebehaviornet import FaceBehaviorNetModule
+from affect.models.weights import WeightsFileError
 
 TINY = {"backbone": "test_resnet", "hidden": 16, "image_size": 32}
 CONFIGS = Path(__file__).resolve().parents[2] / "experiments" / "table6"
@@ -64,7 +65,7 @@ def fbn_checkpoint(tmp_path_factory) -> Path:
     """A tiny FaceBehaviorNet (VA + EXPR + 17 AUs, 32x32 input) after one training step."""
     root = tmp_path_factory.mktemp("fbn")
     torch.manual_seed(0)
-    module = FaceBehaviorNetModule(**TINY, log_media=False)
+    module = FaceBehaviorNetModule(**TINY)
     tr = trainer(root, max_steps=1, limit_val_batches=0, logger=False, enable_checkpointing=False)
     tr.fit(module, ToyDataModule(num_train=4, num_val=4, batch_size=4, image_size=32, num_aus=len(AU_SET)))
     path = root / "fbn.ckpt"
@@ -168,7 +169,7 @@ def test_zero_shot_real_forward_and_sum_variant(fbn_checkpoint):
         0, 256, (5, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(1)
     )
     with torch.no_grad():
-        raw = fbn(images)
+        raw = fbn.forward_batch({"image": images})
         for au_term in ("mean", "sum"):
             module = ZeroShotCompound(str(fbn_checkpoint), au_term=au_term).eval()
             got = module(images)["scores"].numpy()
@@ -193,13 +194,13 @@ def test_zero_shot_errors(fbn_checkpoint, tmp_path):
         module.test_step({"image": torch.zeros(1, 3, 32, 32, dtype=torch.uint8)}, 0)
     with pytest.raises(ValueError, match="unknown compound class 'Contempt'"):
         ZeroShotCompound(str(fbn_checkpoint), classes=["Happily Surprised", "Contempt"])
-    with pytest.raises(FileNotFoundError, match="FaceBehaviorNet checkpoint .*missing.ckpt' does not exist"):
+    with pytest.raises(WeightsFileError, match="FaceBehaviorNet checkpoint: .*missing.ckpt does not exist"):
         ZeroShotCompound(str(tmp_path / "missing.ckpt"))
     with pytest.raises(ValueError, match="au_term must be"):
         ZeroShotCompound(str(fbn_checkpoint), au_term="max")
     # a FaceBehaviorNet trained without the VA head cannot give eq. 10's valence term
-    ckpt = torch.load(fbn_checkpoint, map_location="cpu", weights_only=False)
-    ckpt["hyper_parameters"]["tasks"] = ["expr", "au"]
+    ckpt = torch.load(fbn_checkpoint, map_location="cpu", weights_only=True)
+    ckpt["hyper_parameters"]["tasks"] = ckpt["affect"]["tasks"] = ["expr", "au"]
     torch.save(ckpt, tmp_path / "no_va.ckpt")
     with pytest.raises(ValueError, match=r"trained on \['expr', 'au'\] only"):
         ZeroShotCompound(str(tmp_path / "no_va.ckpt"))
@@ -281,7 +282,7 @@ def test_finetune_from_facebehaviornet_copies_shared_weights(fbn_checkpoint, raf
     fbn = FaceBehaviorNetModule.load_from_checkpoint(fbn_checkpoint, map_location="cpu")
     with caplog.at_level(logging.WARNING):
         module = CompoundFineTune(
-            init_checkpoint=str(fbn_checkpoint), freeze_backbone=True, lr=1e-3, log_media=False
+            init_checkpoint=str(fbn_checkpoint), image_size=32, freeze_backbone=True, lr=1e-3, log_media=False
         )
     assert "random weights" not in caplog.text
     # architecture from the checkpoint, not from the (vgg16 / 4096) defaults
@@ -308,7 +309,7 @@ def test_finetune_from_facebehaviornet_copies_shared_weights(fbn_checkpoint, raf
     # the fine-tuned checkpoint reloads without the FaceBehaviorNet file
     path = tmp_path / "ft.ckpt"
     tr.save_checkpoint(path)
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
     assert ckpt["hyper_parameters"]["init_checkpoint"] is None
     assert ckpt["affect"]["init_checkpoint"] == str(fbn_checkpoint)
     assert ckpt["affect"]["compound_classes"] == RAF

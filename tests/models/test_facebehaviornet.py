@@ -12,6 +12,7 @@ from sklearn.metrics import accuracy_score
 from torch.utils.data import DataLoader
 
 from affect.labels import AU_SET
+from affect.losses import MultiTaskLoss
 from affect.models.facebehaviornet import FaceBehaviorNet, FaceBehaviorNetModule
 from affect.models.mt_vgg import MTVGG
 
@@ -42,9 +43,9 @@ def test_single_task_baseline_has_one_metric_set():
 
 def test_multi_domain_training_concatenates_domain_batches(tmp_path):
     torch.manual_seed(0)
-    module = FaceBehaviorNetModule(
-        **TINY, image_size=32, lr=1e-3, distribution_matching=True, soft_co_annotation=True, log_media=False
-    )
+    coupled = MultiTaskLoss(au_set=AU_SET, distribution_matching=True, soft_co_annotation=True)
+    module = FaceBehaviorNetModule(**TINY, image_size=32, lr=1e-3, loss=coupled)
+    assert module.loss_fn is coupled
     seen: list[int] = []
     forward_batch = module.forward_batch
     module.forward_batch = lambda batch: (seen.append(len(batch["image"])), forward_batch(batch))[1]
@@ -72,7 +73,7 @@ def test_multi_domain_training_concatenates_domain_batches(tmp_path):
 def test_eval_domains_restrict_metrics_to_their_task(tmp_path):
     """Every loader here carries all three labels, but the "va" loader may only update VA metrics, etc."""
     torch.manual_seed(0)
-    module = FaceBehaviorNetModule(**TINY, image_size=32, log_media=False).eval()
+    module = FaceBehaviorNetModule(**TINY, image_size=32).eval()
     full = ("va", "expr", "au")
     data = {d: make_frames(8, 32, 17, seed, full) for d, seed in (("va", 10), ("au", 11), ("expr", 12))}
     val = {d: DataLoader(FrameDictDataset(b), batch_size=4) for d, b in data.items()}
@@ -82,7 +83,7 @@ def test_eval_domains_restrict_metrics_to_their_task(tmp_path):
     )
     merged = {k: v for r in res for k, v in r.items()}
     with torch.no_grad():
-        out = {d: module(b["image"]) for d, b in data.items()}
+        out = {d: module.forward_batch(b) for d, b in data.items()}
     expr_pred = out["expr"]["expr"].argmax(1).numpy()
     assert merged["val/expr/acc"] == pytest.approx(accuracy_score(data["expr"]["expr"], expr_pred), abs=1e-6)
     va_pred = out["va"]["va"].numpy()
