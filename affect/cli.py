@@ -74,6 +74,17 @@ def register_classes() -> None:
             importlib.import_module(info.name)
 
 
+def data_image_size(datamodule: LightningDataModule) -> int:
+    """The image side a datamodule delivers (its ``image_size``): the model is built for it."""
+    size = getattr(datamodule, "image_size", None)
+    if not isinstance(size, int):
+        raise TypeError(
+            f"{type(datamodule).__name__} has no integer attribute image_size: a datamodule used with affect's "
+            "models must say which image side it delivers (the model's image_size is linked to it)"
+        )
+    return size
+
+
 class AffectCLI(LightningCLI):
     """LightningCLI with the package's argument links, run callbacks and end-of-run summary."""
 
@@ -83,7 +94,7 @@ class AffectCLI(LightningCLI):
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults({"checkpoint.filename": "best", "checkpoint.save_last": True})
         parser.add_lightning_class_args(EvaluationFigures, "figures")
-        parser.link_arguments("data.image_size", "model.init_args.image_size", apply_on="instantiate")
+        parser.link_arguments("data", "model.init_args.image_size", compute_fn=data_image_size, apply_on="instantiate")
 
     def instantiate_trainer(self, **kwargs):
         from affect.models.callbacks import SequenceMedianEvaluation

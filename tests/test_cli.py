@@ -25,7 +25,6 @@ model:
   init_args:
     backbone: test_resnet
     {hidden_key}: 16
-    image_size: 32
 data:
   class_path: helpers.toy_datamodule.ToyDataModule
   init_args:
@@ -183,7 +182,7 @@ def test_fer2013_checkpoint_scores_another_fer_layout_folder(tmp_path, monkeypat
     monkeypatch.chdir(tmp_path)
     small = tmp_path / "small.yaml"
     small.write_text(yaml.safe_dump({
-        "model": {"init_args": {"backbone": "test_resnet", "hidden": 16, "image_size": 32}},
+        "model": {"init_args": {"backbone": "test_resnet", "hidden": 16}},
         "data": {"init_args": {"image_size": 32, "batch_size": 8, "num_workers": 0}},
         "trainer": {"max_epochs": 1, "max_time": None, "default_root_dir": str(tmp_path / "run"),
                     "logger": {"class_path": "lightning.pytorch.loggers.CSVLogger",
@@ -199,3 +198,92 @@ def test_fer2013_checkpoint_scores_another_fer_layout_folder(tmp_path, monkeypat
     assert {"test/expr/acc", "test/expr/f1"} <= set(metrics)
     assert 0.0 <= float(metrics["test/expr/acc"]) <= 1.0
     assert len(cli.datamodule.dataset("test")) == 7 * 4  # the other folder's test split, every image
+
+
+# --------------------------------------------------------------------------- composition (issue 9)
+#: A non-default value for every MultiTaskLoss option (a new option fails the test until listed here).
+LOSS_VALUES = {
+    "lambda_au": 0.7, "lambda_va": 0.3, "relatedness": "affwild2", "co_annotation": True,
+    "distribution_matching": True, "soft_co_annotation": True, "lambda_dm": 0.2, "lambda_soft": 0.4,
+    "reweight": False, "au_set": [1, 2, 4, 6, 12, 15, 20, 25], "dm_grad": "au", "dm_binary": True,
+    "dm_kl": True, "weighted_dm": True, "neutral_score": 0.25, "soft_temperature": 2.0, "ccc_eps": 1e-6,
+    "dm_eps": 1e-5,
+}  # fmt: skip
+#: Where MultiTaskLoss keeps an option under another attribute name.
+LOSS_ATTRIBUTES = {"relatedness": "relatedness_name"}
+
+
+def run_in_process(args: list[str]):
+    from affect.cli import build_cli
+
+    return build_cli([*args, "--trainer.accelerator=cpu", "--trainer.enable_progress_bar=false",
+                      "--trainer.enable_model_summary=false"])  # fmt: skip
+
+
+def test_every_loss_option_is_settable_from_yaml(tmp_path, monkeypatch):
+    import inspect
+
+    import yaml
+
+    from affect.losses import MultiTaskLoss
+
+    options = [p for p in inspect.signature(MultiTaskLoss.__init__).parameters if p != "self"]
+    assert sorted(options) == sorted(LOSS_VALUES), "list a non-default value for each MultiTaskLoss option"
+    defaults = {p.name: p.default for p in inspect.signature(MultiTaskLoss.__init__).parameters.values()}
+    assert all(LOSS_VALUES[k] != defaults[k] for k in options), "each value must differ from the default"
+    monkeypatch.syspath_prepend(str(TESTS))
+    monkeypatch.chdir(tmp_path)
+    cfg = write_config(tmp_path)
+    loss = tmp_path / "loss.yaml"
+    loss.write_text(yaml.safe_dump({"model": {"init_args": {"loss": {
+        "class_path": "affect.losses.MultiTaskLoss", "init_args": LOSS_VALUES}}}}))  # fmt: skip
+    cli = run_in_process(["fit", "--config", str(cfg), "--config", str(loss), "--trainer.fast_dev_run=true"])
+    built = cli.model.loss_fn
+    for name, value in LOSS_VALUES.items():
+        got = getattr(built, LOSS_ATTRIBUTES.get(name, name))
+        assert (list(got) if isinstance(got, tuple) else got) == value, name
+    assert cli.trainer.state.finished
+
+
+def test_short_class_names_and_help_list_the_package(tmp_path, monkeypatch):
+    out = affect_cmd("fit", "--help", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    for name in ("FaceBehaviorNetModule", "AffWildNetModule", "MTVGGGRUModule", "AffWild2DataModule",
+                 "MultiDomainDataModule"):  # fmt: skip
+        assert name in out.stdout, f"affect fit --help does not list {name}"
+    monkeypatch.syspath_prepend(str(TESTS))
+    monkeypatch.chdir(tmp_path)
+    cli = run_in_process(["fit", "--model", "MTVGGModule", "--model.backbone", "test_resnet", "--model.hidden", "16",
+                          "--data", "helpers.toy_datamodule.ToyDataModule", "--data.image_size", "32",
+                          "--trainer.fast_dev_run=true"])  # fmt: skip
+    assert type(cli.model).__name__ == "MTVGGModule" and cli.model.hparams.image_size == 32  # linked from data
+
+
+def test_fit_prints_a_run_summary(tmp_path):
+    cfg = write_config(tmp_path)
+    out = affect_cmd("fit", "--config", str(cfg), "--trainer.max_epochs=1", "--trainer.accelerator=cpu",
+                     f"--trainer.default_root_dir={tmp_path / 'run'}", cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "affect run summary:" in out.stderr and "val/va/ccc" in out.stderr
+    assert "checkpoint" in out.stderr and ".ckpt" in out.stderr
+
+
+@pytest.mark.slow
+def test_test_runs_after_the_initial_weights_file_is_deleted(tmp_path):
+    """``affect test --ckpt_path`` of a run started from another run's checkpoint never opens that file."""
+    cfg = write_config(tmp_path)
+    first = affect_cmd("fit", "--config", str(cfg), "--trainer.max_steps=2", "--trainer.accelerator=cpu",
+                       f"--trainer.default_root_dir={tmp_path / 'a'}", f"--checkpoint.dirpath={tmp_path / 'a_ckpt'}",
+                       cwd=tmp_path)  # fmt: skip
+    assert first.returncode == 0, first.stderr[-3000:]
+    init = tmp_path / "a_ckpt" / "last.ckpt"
+    second = affect_cmd("fit", "--config", str(cfg), "--trainer.max_steps=2", "--trainer.accelerator=cpu",
+                        f"--model.init_args.init_checkpoint={init}", f"--trainer.default_root_dir={tmp_path / 'b'}",
+                        f"--checkpoint.dirpath={tmp_path / 'b_ckpt'}", cwd=tmp_path)  # fmt: skip
+    assert second.returncode == 0, second.stderr[-3000:]
+    init.unlink()
+    test = affect_cmd("test", "--config", str(cfg), "--trainer.accelerator=cpu",
+                      f"--ckpt_path={tmp_path / 'b_ckpt' / 'last.ckpt'}", f"--trainer.default_root_dir={tmp_path / 'c'}",
+                      cwd=tmp_path)  # fmt: skip
+    assert test.returncode == 0, test.stderr[-3000:]
+    assert "test/va/ccc" in test.stdout + test.stderr

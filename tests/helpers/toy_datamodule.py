@@ -111,6 +111,7 @@ class ToyDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
+        self.image_size = image_size  # linked into the model's image_size by the affect CLI
 
     def _data(self, n: int, seed: int, annotate: tuple[str, ...]) -> FrameDictDataset:
         hp = self.hparams
