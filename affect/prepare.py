@@ -515,7 +515,8 @@ def format_report(report: dict) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="affect prepare", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="affect prepare", description=__doc__.split("\n")[0],
+                                epilog="affect prepare merge STORE PART...: one store from the parts of --shard runs")
     p.add_argument("corpus", help="corpus slug (a key of affect.data.corpora.MANIFEST_PARSERS) or 'csv'")
     p.add_argument("--root", required=True, help="raw corpus folder (manifest paths are relative to it)")
     p.add_argument("--out", required=True, help="store folder to create or resume")
