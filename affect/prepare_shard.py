@@ -91,8 +91,8 @@ class Part:
 
     def select(self, df: pd.DataFrame, chunks: dict[int, pd.DataFrame]) -> dict[int, pd.DataFrame]:
         """The one-machine run's shards restricted to this part's rows (empty ones dropped)."""
-        mine = pd.Series(assign_parts(df, self.count) == self.index, index=df.index)
-        out = {k: rows[mine.loc[rows.index].to_numpy()] for k, rows in chunks.items()}
+        mine = assign_parts(df, self.count) == self.index  # by position = the "src_row" column
+        out = {k: rows[mine[rows["src_row"].to_numpy()]] for k, rows in chunks.items()}
         return {k: rows for k, rows in out.items() if len(rows)}
 
     def finish(self, out: Path, headers: dict[int, dict]) -> dict:
