@@ -67,6 +67,7 @@ from affect.data.face.pipeline import (
     load_image,
 )
 from affect.data.manifest import AU_COLUMNS, MANIFEST_COLUMNS, validate_manifest
+from affect.prepare_shard import Part, format_part_report, merge_main
 
 STORE_FORMAT = "affect-store"
 STORE_VERSION = 1
@@ -370,11 +371,14 @@ def prepare_store(
     options: PrepareOptions | None = None,
     max_shards: int | None = None,
     progress: bool = True,
+    part=None,
 ) -> dict:
     """Build (or resume) the store at ``out`` from ``manifest`` whose paths are relative to ``root``.
 
     ``max_shards`` processes at most that many new shards and raises :class:`IncompleteRun`
     (re-run to continue). Returns the report dict (also in ``out/report.json``).
+    ``part`` (:class:`affect.prepare_shard.Part`, ``--shard I/N``) prepares only that part's
+    videos into a part folder, for ``affect prepare merge``; it returns the part's counts.
     """
     from tqdm import tqdm
 
@@ -392,6 +396,8 @@ def prepare_store(
 
     job = {"format": STORE_FORMAT, "version": STORE_VERSION, "manifest_sha256": manifest_digest(df),
            "n_manifest_rows": len(df), "shard_size": shard_size, "options": opts.__dict__}
+    if part is not None:
+        job["part"] = part.spec()
     job_path = out / "job.json"
     job_bytes = json.dumps(job, indent=1, sort_keys=True).encode()
     if job_path.exists():
@@ -407,14 +413,16 @@ def prepare_store(
 
     n_shards = (len(df) + shard_size - 1) // shard_size
     chunks = {k: df.iloc[k * shard_size : (k + 1) * shard_size] for k in range(n_shards)}
+    if part is not None:
+        chunks = part.select(df, chunks)
     headers: dict[int, dict] = {}
     for k, rows in chunks.items():
         h = _committed(sdir, k, len(rows))
         if h is not None:
             headers[k] = h
-    todo = [k for k in range(n_shards) if k not in headers]
+    todo = [k for k in chunks if k not in headers]
     limit = len(todo) if max_shards is None else min(max_shards, len(todo))
-    bar = tqdm(total=len(df), initial=sum(len(chunks[k]) for k in headers), unit="frame",
+    bar = tqdm(total=sum(map(len, chunks.values())), initial=sum(len(chunks[k]) for k in headers), unit="frame",
                desc=f"prepare -> {out.name}", disable=not progress, file=sys.stderr)
     run = todo[:limit]
     if workers <= 1:
@@ -432,8 +440,10 @@ def prepare_store(
                 headers[k] = fut.result()
                 bar.update(len(chunks[k]))
     bar.close()
-    if len(headers) < n_shards:
-        raise IncompleteRun(f"{len(headers)}/{n_shards} shards done in {out}; re-run to continue")
+    if len(headers) < len(chunks):
+        raise IncompleteRun(f"{len(headers)}/{len(chunks)} shards done in {out}; re-run to continue")
+    if part is not None:
+        return part.finish(out, headers)
     return _finalise(out, headers, n_shards, opts, df)
 
 
@@ -505,7 +515,8 @@ def format_report(report: dict) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="affect prepare", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="affect prepare", description=__doc__.split("\n")[0],
+                                epilog="affect prepare merge STORE PART...: one store from the parts of --shard runs")
     p.add_argument("corpus", help="corpus slug (a key of affect.data.corpora.MANIFEST_PARSERS) or 'csv'")
     p.add_argument("--root", required=True, help="raw corpus folder (manifest paths are relative to it)")
     p.add_argument("--out", required=True, help="store folder to create or resume")
@@ -525,6 +536,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-face-size", type=int, default=20)
     p.add_argument("--audio", action="store_true", help="also store one spectrogram image per video frame")
     p.add_argument("--max-shards", type=int, default=None, help="stop after this many new shards (exit 3)")
+    p.add_argument("--shard", type=Part.parse, default=None, metavar="I/N",
+                   help="prepare only part I of N (whole videos) into --out; then `affect prepare merge`")
     p.add_argument("--no-progress", action="store_true")
     return p
 
@@ -552,16 +565,22 @@ def _corpus_manifest(corpus: str, root: str) -> pd.DataFrame:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``affect prepare <corpus> --root RAW --out STORE [...]``; exit 0 done, 3 incomplete (--max-shards)."""
+    if argv and argv[0] == "merge":
+        return merge_main(argv[1:])
     args = build_parser().parse_args(argv)
     df = read_manifest_csv(args.manifest) if args.manifest else _corpus_manifest(args.corpus, args.root)
     opts = PrepareOptions(image_size=args.image_size, detect=args.detect, select=args.select, device=args.device,
                           batch_size=args.batch_size, min_face_size=args.min_face_size, audio=args.audio)
     try:
         report = prepare_store(df, args.root, args.out, workers=args.workers, shard_size=args.shard_size,
-                               options=opts, max_shards=args.max_shards, progress=not args.no_progress)
+                               options=opts, max_shards=args.max_shards, progress=not args.no_progress,
+                               part=args.shard)
     except IncompleteRun as e:
         print(e, file=sys.stderr)
         return 3
+    if args.shard is not None:
+        print(format_part_report(report, args.out))
+        return 0
     print(format_report(report))
     return 0
 

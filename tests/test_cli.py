@@ -57,13 +57,18 @@ def affect_cmd(
     *args: str, cwd: Path, timeout: float = 120, script: bool = False
 ) -> subprocess.CompletedProcess:
     """``python -m affect ARGS`` (or the installed ``affect`` console script) in a subprocess."""
+    cmd = [str(Path(sys.executable).parent / "affect")] if script else [sys.executable, "-m", "affect"]
+    return subprocess.run([*cmd, *args], cwd=cwd, env=affect_env(), capture_output=True, text=True, timeout=timeout)
+
+
+def affect_env() -> dict[str, str]:
+    """The environment of a CLI subprocess: offline, and importing this checkout and ``tests/helpers``."""
     env = dict(os.environ)
     env.update(
         HF_HUB_OFFLINE="1", NO_ALBUMENTATIONS_UPDATE="1", WANDB_MODE="offline", PYTHONWARNINGS="ignore"
     )
     env["PYTHONPATH"] = os.pathsep.join([str(TESTS), str(REPO), env.get("PYTHONPATH", "")])
-    cmd = [str(Path(sys.executable).parent / "affect")] if script else [sys.executable, "-m", "affect"]
-    return subprocess.run([*cmd, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    return env
 
 
 def read_metrics(run: Path) -> dict[str, float]:

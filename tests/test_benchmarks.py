@@ -1,0 +1,48 @@
+"""The GPU benchmark scripts run end to end in their CPU ``--smoke`` mode (so they cannot rot between GPU loans).
+
+The numbers they print on a CPU mean nothing; what is checked is that every stage runs and
+prints its line, with the counts the tiny inputs imply.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+from test_cli import REPO, affect_env
+from test_prepare import SHARED
+
+BENCH = REPO / "benchmarks"
+
+
+def smoke(script: str, *args: str, timeout: float = 300) -> str:
+    out = subprocess.run([sys.executable, str(BENCH / script), "--smoke", *args], cwd=REPO, env=affect_env(),
+                         capture_output=True, text=True, timeout=timeout)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out.stdout
+
+
+def test_bench_prepare_gpu_smoke(tmp_path):
+    video = SHARED / "videos" / "pyfeat" / "single_face.mp4"
+    args = ["--video", str(video if video.is_file() else tmp_path / "absent.mp4")]  # absent: a synthetic clip
+    out = smoke("bench_prepare_gpu.py", *args)
+    for stage in ("decode", "detect", "pipeline", "prepare"):
+        assert re.search(rf"^{stage} .* [0-9.]+ frames/s", out, re.M), (stage, out)
+    assert "16 frames per measurement; device: cpu" in out
+    assert re.search(r"^pipeline .*in 16 frames\)", out, re.M) and re.search(r"^prepare .*in 16 frames;", out, re.M)
+    if video.is_file():  # the real clip: one face in every frame
+        assert "(16 faces in 16 frames" in out
+
+
+@pytest.mark.slow
+def test_bench_train_gpu_smoke(tmp_path):
+    out = smoke("bench_train_gpu.py", "--store-images", "30", "--store-dir", str(tmp_path))
+    for model in ("facebehaviornet", "affwildnet", "mt_vgg_gru"):
+        line = re.search(rf"^synthetic {model} .*$", out, re.M)
+        assert line, (model, out)
+        assert re.search(r"lightning +[0-9]+ images/s .* bare +[0-9]+ images/s .* lightning/bare [0-9.]+ "
+                         r"\| +[0-9.]+ GFLOP/image", line.group(0)), line.group(0)  # fmt: skip
+    assert re.search(r"^store +facebehaviornet .* images/s", out, re.M), out
+    assert "assumed dense bf16 peak: unknown" in out  # a CPU has no entry in the peak table
