@@ -154,12 +154,8 @@ def make_module(model: str, backbone: str, hidden: int, size: int) -> L.Lightnin
         from affect.losses import MultiTaskLoss
         from affect.models.facebehaviornet import FaceBehaviorNetModule
 
-        coupling = {"soft_co_annotation": True, "distribution_matching": True}
-        try:  # the composed module: the loss is a part
-            return FaceBehaviorNetModule(backbone=backbone, hidden=hidden, image_size=size,
-                                         loss=MultiTaskLoss(**coupling))  # fmt: skip
-        except TypeError:  # before the recomposition: loss options on the module
-            return FaceBehaviorNetModule(backbone=backbone, hidden=hidden, image_size=size, **coupling)
+        loss = MultiTaskLoss(soft_co_annotation=True, distribution_matching=True)
+        return FaceBehaviorNetModule(backbone=backbone, hidden=hidden, image_size=size, loss=loss)
     if model == "affwildnet":
         from affect.models.affwildnet import AffWildNetModule
 
