@@ -31,6 +31,7 @@ import importlib
 import pkgutil
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -47,6 +48,7 @@ DESCRIPTION = (
 EXTRA_COMMANDS: dict[str, tuple[str, str]] = {
     "prepare": ("affect.prepare", "Detect, align and store face crops (+ audio) of a corpus for fast loading."),
     "relatedness": ("affect.relatedness.estimate", "Estimate p(AU | emotion) (Table V) from a corpus's labels."),
+    "upgrade-checkpoint": ("affect.models.compat", "Convert a checkpoint written by an earlier affect."),
 }
 #: Packages whose LightningModules / LightningDataModules are registered as known subclasses.
 REGISTERED_PACKAGES: tuple[str, ...] = ("affect.models", "affect.data")
@@ -95,6 +97,20 @@ class AffectCLI(LightningCLI):
         parser.set_defaults({"checkpoint.filename": "best", "checkpoint.save_last": True})
         parser.add_lightning_class_args(EvaluationFigures, "figures")
         parser.link_arguments("data", "model.init_args.image_size", compute_fn=data_image_size, apply_on="instantiate")
+
+    def _parse_ckpt_path(self) -> None:
+        """Stop with one line on a checkpoint of the earlier format (see :mod:`affect.models.compat`)."""
+        from affect.models.compat import needs_upgrade, old_checkpoint_message
+        from affect.models.weights import read_weights
+
+        sub = self.config.get("subcommand")
+        path = self.config[sub].get("ckpt_path") if sub else None
+        if path and Path(path).is_file():
+            ckpt = read_weights(path, key="--ckpt_path")
+            hparams = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
+            if isinstance(hparams, dict) and needs_upgrade(hparams):
+                self.parser.error(old_checkpoint_message(path))
+        super()._parse_ckpt_path()
 
     def instantiate_trainer(self, **kwargs):
         from affect.models.callbacks import SequenceMedianEvaluation

@@ -292,3 +292,37 @@ def test_test_runs_after_the_initial_weights_file_is_deleted(tmp_path):
                       cwd=tmp_path)  # fmt: skip
     assert test.returncode == 0, test.stderr[-3000:]
     assert "test/va/ccc" in test.stdout + test.stderr
+
+
+@pytest.mark.slow
+def test_old_checkpoint_is_refused_in_one_line_and_upgraded(tmp_path):
+    """A checkpoint of the earlier format (loss options and media switches as module arguments; same
+    weights layout) is refused by ``affect test`` with one line naming the converter, which fixes it."""
+    import torch
+
+    cfg = write_config(tmp_path)
+    fit = affect_cmd("fit", "--config", str(cfg), "--trainer.max_steps=1", "--trainer.accelerator=cpu",
+                     f"--trainer.default_root_dir={tmp_path / 'a'}", f"--checkpoint.dirpath={tmp_path / 'ck'}",
+                     cwd=tmp_path)  # fmt: skip
+    assert fit.returncode == 0, fit.stderr[-3000:]
+    ckpt = torch.load(tmp_path / "ck" / "last.ckpt", weights_only=True)
+    hp = dict(ckpt["hyper_parameters"])
+    hp.pop("loss", None)
+    hp.update(relatedness="du2014", co_annotation=True, distribution_matching=False, soft_co_annotation=False,
+              lambda_dm=1.0, lambda_soft=1.0, reweight=True, lambda_au=1.0, lambda_va=1.0, log_media=False,
+              media_samples=5000, vggface_checkpoint=None)  # fmt: skip
+    ckpt["hyper_parameters"] = hp
+    ckpt["affect"].pop("format")
+    old = tmp_path / "old.ckpt"
+    torch.save(ckpt, old)
+    refused = affect_cmd("test", "--config", str(cfg), f"--ckpt_path={old}", "--trainer.accelerator=cpu", cwd=tmp_path)
+    assert refused.returncode != 0
+    last = refused.stderr.strip().splitlines()[-1]
+    assert "affect upgrade-checkpoint" in last and str(old) in last and "Traceback" not in refused.stderr
+    new = tmp_path / "new.ckpt"
+    up = affect_cmd("upgrade-checkpoint", str(old), str(new), cwd=tmp_path)
+    assert up.returncode == 0, up.stderr[-2000:]
+    assert torch.load(new, weights_only=True)["hyper_parameters"]["loss"]["init_args"]["co_annotation"] is True
+    test = affect_cmd("test", "--config", str(cfg), f"--ckpt_path={new}", "--trainer.accelerator=cpu",
+                      f"--trainer.default_root_dir={tmp_path / 'c'}", cwd=tmp_path)  # fmt: skip
+    assert test.returncode == 0, test.stderr[-3000:]
