@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import warnings
-import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal, NamedTuple
@@ -100,6 +100,10 @@ def read_weights(path: str | os.PathLike, *, trusted: bool = False, key: str = "
     file = expand_path(path, key)
     if not file.is_file():
         raise WeightsFileError(f"{key}: {file} does not exist")
+    if not _has_torch_magic(file):
+        raise WeightsFileError(
+            f"{key}: {file} is not a PyTorch weights file (neither a torch.save zip archive nor a pickle)"
+        )
     try:
         return torch.load(file, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
@@ -108,14 +112,25 @@ def read_weights(path: str | os.PathLike, *, trusted: bool = False, key: str = "
             raise WeightsFileError(f"{key}: {file} is not a PyTorch weights file ({_first_line(reason)})") from None
         if not trusted:
             raise UnsafeWeightsFileError(
-                f"{key}: refused {file}: loading it would unpickle Python objects ({_unsafe_global(reason)}), "
-                "which can run code; re-save it as a plain state dict, or set trusted_weights: true on the model "
-                "if you trust the file"
+                f"{key}: refused {file}: {_unsafe_reason(reason)}; unpickling it can run code: re-save it as a "
+                "plain state dict, or set trusted_weights: true on the model if you trust the file"
             ) from None
         warnings.warn(f"{key}: unpickling {file} (trusted_weights is set)", stacklevel=2)
-        return torch.load(file, map_location="cpu", weights_only=False)
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
+        try:
+            return torch.load(file, map_location="cpu", weights_only=False)
+        except Exception as full:  # noqa: BLE001 - a corrupt file fails the full unpickler too
+            raise WeightsFileError(f"{key}: {file} is not a PyTorch weights file ({_first_line(str(full))})") from None
+    except Exception as err:  # noqa: BLE001 - torch's weights-only unpickler raises KeyError, IndexError,
+        # RuntimeError, EOFError, zipfile.BadZipFile ... on a corrupt or foreign file
         raise WeightsFileError(f"{key}: {file} is not a PyTorch weights file ({_first_line(str(err))})") from None
+
+
+def _has_torch_magic(file: Path) -> bool:
+    """Whether ``file`` starts like what ``torch.save`` writes: a zip archive, or (legacy format) a pickle
+    of protocol >= 2. A text file is not fed to the unpickler, whose errors on it are misleading."""
+    with open(file, "rb") as f:
+        head = f.read(4)
+    return head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"
 
 
 def _is_pickle_of_objects(reason: str) -> bool:
@@ -124,11 +139,16 @@ def _is_pickle_of_objects(reason: str) -> bool:
                                      "Trying to call reduce", "Unsupported class"))  # fmt: skip
 
 
-def _unsafe_global(reason: str) -> str:
-    for line in reason.splitlines():
-        if "GLOBAL" in line or "global" in line:
-            return line.strip().rstrip(".")[:160]
-    return "not plain tensors"
+def _unsafe_reason(reason: str) -> str:
+    """Why the safe loader refused a file (from torch's message, without its add_safe_globals advice)."""
+    found = re.search(r"GLOBAL ([\w.]+)", reason)
+    if found:
+        return f"loading it would unpickle Python objects (it names {found.group(1)})"
+    operand = re.search(r"Unsupported operand (\d+)", reason)
+    if operand:  # protocol 0 / 4 / 5 pickles (of objects or not), or a damaged file
+        return (f"the safe loader cannot read it (pickle operand {operand.group(1)}: Python objects, "
+                "a pickle protocol other than 2, or a damaged file)")  # fmt: skip
+    return "loading it would unpickle Python objects (not plain tensors)"
 
 
 def _first_line(text: str) -> str:

@@ -203,6 +203,8 @@ class ZeroShotCompound(_CompoundMetricsMixin, L.LightningModule):
             :mod:`affect.models.compound.zero_shot`) or ``"sum"``.
         log_media: log the confusion matrix at the end of validation / test.
         image_size: the data's image size (linked by the CLI); must be the checkpoint's.
+        trusted_weights: allow a ``checkpoint`` that needs unpickling (it can run code; see
+            :mod:`affect.models.weights`). Off by default.
 
     ``test_step`` / ``validation_step`` update the metrics; ``predict_step`` returns ``scores``
     ``[B, K]``, the predicted index ``compound`` ``[B]`` and name ``label`` (list of str), the
@@ -217,12 +219,13 @@ class ZeroShotCompound(_CompoundMetricsMixin, L.LightningModule):
         au_term: Literal["mean", "sum"] = "mean",
         log_media: bool = True,
         image_size: int | None = None,
+        trusted_weights: bool = False,
     ) -> None:
         super().__init__()
         if au_term not in ("mean", "sum"):
             raise ValueError(f"au_term must be 'mean' or 'sum', found {au_term!r}")
         self.save_hyperparameters()
-        fbn = load_facebehaviornet(checkpoint)
+        fbn = load_facebehaviornet(checkpoint, trusted=trusted_weights)
         missing = [t for t in TASKS if t not in fbn.tasks]
         if missing:
             raise ValueError(
@@ -325,6 +328,8 @@ class CompoundFineTune(_CompoundMetricsMixin, L.LightningModule):
             and the new output layer are trained. False (default) fine-tunes end to end.
         lr: Adam learning rate (1e-4).
         log_media: log the confusion matrix at the end of validation / test.
+        trusted_weights: allow an ``init_checkpoint`` that needs unpickling (it can run code; see
+            :mod:`affect.models.weights`). Off by default.
 
     Saved checkpoints carry the resolved architecture in their hyper-parameters and
     ``init_checkpoint`` set to None (the weights are in the state dict; the source is kept in
@@ -342,6 +347,7 @@ class CompoundFineTune(_CompoundMetricsMixin, L.LightningModule):
         freeze_backbone: bool = False,
         lr: float = 1e-4,
         log_media: bool = True,
+        trusted_weights: bool = False,
     ) -> None:
         super().__init__()
         self.class_names = list(RAFDB_COMPOUND_CLASSES if classes is None else classes)
@@ -349,7 +355,7 @@ class CompoundFineTune(_CompoundMetricsMixin, L.LightningModule):
             raise ValueError(f"classes must hold at least 2 distinct names, found {self.class_names}")
         self.save_hyperparameters()
         if init_checkpoint:
-            fbn = load_facebehaviornet(init_checkpoint)
+            fbn = load_facebehaviornet(init_checkpoint, trusted=trusted_weights)
             _check_data_image_size(image_size, fbn.arch["image_size"], init_checkpoint)
             self.hparams.update(fbn.arch)
             net = fbn.net
