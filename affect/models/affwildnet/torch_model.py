@@ -17,11 +17,11 @@ The comparison rows of Table II are constructor settings of the same class:
 ============== =================================================================================
 Table II row   settings
 ============== =================================================================================
-VGG-16         ``backbone="vgg16", use_landmarks=False, rnn="none", fc_layers=2`` (random / ImageNet init)
+VGG-16         ``backbone="vgg16", use_landmarks=False, rnn="none", fc_layers=2`` (random init)
 ResNet-50      ``backbone="resnet50", global_pool=True, use_landmarks=False, rnn="none", fc_units=1500``
-VGG-FACE       as VGG-16 with ``vggface_checkpoint=...``
-VGG-FACE-LSTM  ``use_landmarks=False, rnn="lstm", vggface_checkpoint=...`` (2-layer LSTM on the first FC)
-AffWildNet     defaults (+ ``vggface_checkpoint``); ResNet variant: ``backbone="resnet50",
+VGG-FACE       as VGG-16 with ``backbone="vggface"`` (weights loaded by the module when fitting starts)
+VGG-FACE-LSTM  ``backbone="vggface", use_landmarks=False, rnn="lstm"`` (2-layer LSTM on the first FC)
+AffWildNet     ``backbone="vggface"``, otherwise defaults; ResNet variant: ``backbone="resnet50",
                global_pool=True, fc_units=1500``
 ============== =================================================================================
 
@@ -210,7 +210,7 @@ class AffWildNet(nn.Module):
     """AffWildNet (Sec. V-A) and the Table II comparison networks (see the module docstring).
 
     Args:
-        backbone: timm name of the conv/pool part (``"vgg16"`` = VGG-FACE layout, ``"resnet50"``).
+        backbone: timm name of the conv/pool part (``"vggface"`` / ``"vgg16"``: the VGG-16 layout, ``"resnet50"``).
         fc_units: units of the FC layer (paper: 4096 for VGG-FACE, 1500 for ResNet-50).
         fc_layers: FC layers before the RNN / output (1; 2 = VGG's fc6+fc7 for the CNN-only rows).
         use_landmarks: concatenate the flattened landmarks with the last pool's features.
