@@ -1,42 +1,21 @@
 """The one task module behind every VA / EXPR / AU architecture of the package.
 
 :class:`MultiTaskModule` is composed of parts (anomalib ``AnomalibModule`` / torchgeo
-``trainers/base.py`` style): a network ``net`` (any ``nn.Module`` that returns a dict with ``va``,
-``expr`` and / or ``au`` and declares the batch keys it reads in ``input_keys``) and a loss ``loss``
-(:class:`affect.losses.MultiTaskLoss`, eq. 4-7 and the coupling losses of Sec. VI-B). Both can be
-passed in (in YAML by ``class_path``); when they are not, :meth:`MultiTaskModule.configure_net` and
-:meth:`MultiTaskModule.configure_loss` build the defaults. An architecture's LightningModule
-(``FaceBehaviorNetModule``, ``AffWildNetModule``, ...) is a subclass that declares only its network's
-arguments and ``configure_net``; every other argument reaches this class through ``**kwargs``.
+``trainers/base.py`` style): a network ``net`` (an ``nn.Module`` returning ``va`` / ``expr`` / ``au``
+and declaring the batch keys it reads in ``input_keys``) and a loss ``loss``
+(:class:`affect.losses.MultiTaskLoss`, eq. 4-7 and the couplings of Sec. VI-B), each passed in (in
+YAML by ``class_path``) or built by :meth:`~MultiTaskModule.configure_net` /
+:meth:`~MultiTaskModule.configure_loss`. An architecture's LightningModule is a subclass that declares
+only its network's arguments; the others reach this class through ``**kwargs``.
 
-The module owns:
-
-- **steps**: one frame or sequence batch, or a dict of domain batches ``{"va": ..., "au": ...,
-  "expr": ...}`` (a ``CombinedLoader`` in ``max_size_cycle`` mode), concatenated into one forward
-  pass as in Fig. 4 (:func:`~affect.models.batching.concat_batches`); AU targets narrowed to the
-  model's AU set. Sequence outputs ``[B, T, ...]`` are reduced to their valid frames for loss and
-  metrics. Tasks outside ``tasks`` get no loss and no metric ("(3x) VGG-FACE single-task" of Table VI
-  = FaceBehaviorNet with ``tasks=["va"]``, ``["expr"]`` or ``["au"]``);
-- **metrics**, one set per stage per task (:class:`~affect.metrics.VAMetrics`,
-  :class:`~affect.metrics.ExprMetrics`, :class:`~affect.metrics.AUMetrics`: DDP-exact sums), over the
-  whole epoch, logged as ``{stage}/{task}/{metric}`` (``val/va/ccc``, ``val/expr/f1``,
-  ``val/au/f1_AU12``, ...), ``{stage}/p_mtl`` (when all three tasks are trained) and
-  ``{stage}/loss`` / ``{stage}/{term}/loss``. A metric with no annotated sample in the epoch is NaN.
-  The epoch's results stay in :attr:`MultiTaskModule.epoch_results` for callbacks (figures);
-- **evaluation domains**: a dict of validation / test loaders whose key is a task name updates only
-  that task's metrics; any other key, or a list, updates every task the batch's masks annotate;
-- **initial weights**, once, when ``fit`` starts (:mod:`affect.models.weights`): the subclass's
-  :meth:`MultiTaskModule.initial_weights` (VGG-FACE file, checkpoints of earlier runs) then
-  ``init_checkpoint``; never in ``validate`` / ``test`` / ``predict``, never for a restored module;
-- **optimisation**: Adam (fused on CUDA), learning rate ``lr``, optionally decaying by
-  ``lr_decay_gamma`` per epoch from epoch ``lr_decay_after`` on ("exponentially decaying after 10
-  epochs", Sec. V-A); optional ``torch.compile`` of the network;
-- **prediction**: ``predict_step`` returns ``va`` and the probabilities (softmax ``expr``, sigmoid
-  ``au``) of the trained tasks, plus the batch's ids (:data:`affect.data.batches.ID_KEYS`);
-  checkpoints hold the label spaces in ``checkpoint["affect"]`` (:meth:`MultiTaskModule.label_spaces`).
-
-Per-sequence median evaluation and the evaluation figures are callbacks
-(:mod:`affect.models.callbacks`); validation / test steps return the batch's outputs for them.
+It owns: the steps (one frame / sequence batch, or domain batches ``{"va", "au", "expr"}``
+concatenated into one forward pass as in Fig. 4; AU targets narrowed to the model's AU set; sequence
+outputs reduced to their valid frames), the metrics per stage and task logged as
+``{stage}/{task}/{metric}`` plus ``{stage}/p_mtl`` and the losses (an evaluation loader keyed by a task
+name updates only that task), the initial weights (once, when ``fit`` starts:
+:mod:`affect.models.weights`), Adam with optional exponential decay (Sec. V-A), and prediction
+(``va``, softmax ``expr``, sigmoid ``au`` plus the batch's ids). Per-sequence medians and figures are
+callbacks (:mod:`affect.models.callbacks`) fed by what the evaluation steps return.
 """
 
 from __future__ import annotations
