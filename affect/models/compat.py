@@ -40,8 +40,13 @@ _LOSS_DEFAULTS = {"lambda_au": 1.0, "lambda_va": 1.0, "relatedness": "du2014", "
 
 
 def needs_upgrade(hparams: Mapping) -> bool:
-    """Whether checkpoint hyper-parameters are of the pre-recomposition format."""
-    return any(k in hparams for k in (*LOSS_KEYS, *LEGACY_KEYS))
+    """Whether checkpoint hyper-parameters are of the pre-recomposition format. (``log_media`` alone is no
+    sign of it: the compound modules, ``ZeroShotCompound`` / ``CompoundFineTune``, still take it.)
+
+    >>> needs_upgrade({"log_media": True, "media_samples": 5000}), needs_upgrade({"log_media": False, "lr": 1e-4})
+    (True, False)
+    """
+    return any(k in hparams for k in (*LOSS_KEYS, *LEGACY_KEYS) if k != "log_media")
 
 
 def upgrade_hyperparameters(hparams: Mapping) -> dict:

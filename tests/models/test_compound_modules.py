@@ -5,6 +5,7 @@ real CLI."""
 from __future__ import annotations
 
 import logging
+import shlex
 from pathlib import Path
 
 import lightning as L
@@ -27,7 +28,8 @@ from affect.models.facebehaviornet import FaceBehaviorNetModule
 from affect.models.weights import WeightsFileError
 
 TINY = {"backbone": "test_resnet", "hidden": 16, "image_size": 32}
-CONFIGS = Path(__file__).resolve().parents[2] / "experiments" / "table6"
+REPO = Path(__file__).resolve().parents[2]
+CONFIGS = REPO / "experiments" / "table6"
 RAF = list(RAFDB_COMPOUND_CLASSES)
 
 # Independent copy of the compound table (DESIGN.md, Du, Tao & Martinez 2014) and of Table V's
@@ -329,36 +331,6 @@ def test_finetune_argument_errors():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "config,command",
-    [
-        ("zero_shot_rafdb", "test"),
-        ("zero_shot_emotionet", "test"),
-        ("finetune_rafdb_compound", "fit"),
-        ("finetune_rafdb_compound_coupled", "fit"),
-    ],
-)
-def test_table6_configs_run_through_the_cli(config, command, fbn_checkpoint, tmp_path, monkeypatch):
-    """Each shipped config, as its header command says, on fixtures under $AFFECT_DATA (tiny net via the
-    FaceBehaviorNet checkpoint, 32x32 images, fast_dev_run, CPU)."""
-    data = tmp_path / "data"
-    write_rafdb(data / "RAF-DB", n_train=11, n_test=4, subsets=("compound",), specials=False)
-    write_emotionet(data / "EmotioNet", n_per_split=1, n_compound=16, specials=False, size=32)
-    monkeypatch.setenv("AFFECT_DATA", str(data))
-    yaml = CONFIGS / f"{config}.yaml"
-    header = yaml.read_text().splitlines()[0]
-    assert header.startswith(f"# affect {command} --config experiments/table6/{config}.yaml")
-    key = "checkpoint" if command == "test" else "init_checkpoint"
-    args = [
-        command, "--config", str(yaml), f"--model.init_args.{key}", str(fbn_checkpoint),
-        "--data.init_args.image_size", "32", "--data.init_args.num_workers", "0", "--data.init_args.batch_size", "8",
-        "--trainer.accelerator", "cpu", "--trainer.fast_dev_run", "true",
-        "--trainer.default_root_dir", str(tmp_path / "run"), "--trainer.enable_progress_bar", "false",
-    ]  # fmt: skip
-    assert cli_main(args) == 0
-
-
-@pytest.mark.slow
 def test_finetune_config_fit_then_test_from_checkpoint(fbn_checkpoint, tmp_path, monkeypatch):
     """Both header commands of the fine-tune config: ``affect fit`` (one short epoch, ModelCheckpoint on
     val/compound/diag) then ``affect test --ckpt_path best.ckpt``; the checkpoint's hyper-parameters (tiny
@@ -366,29 +338,24 @@ def test_finetune_config_fit_then_test_from_checkpoint(fbn_checkpoint, tmp_path,
     data = tmp_path / "data"
     write_rafdb(data / "RAF-DB", n_train=12, n_test=4, subsets=("compound",), specials=False)
     monkeypatch.setenv("AFFECT_DATA", str(data))
-    config = str(CONFIGS / "finetune_rafdb_compound.yaml")
-    common = [
+    words = shlex.split((CONFIGS / "finetune_rafdb_compound.yaml").read_text().splitlines()[0].lstrip("# "))
+    assert words[:2] == ["affect", "fit"]
+    configs = [a for flag, path in zip(words, words[1:], strict=False) if flag == "--config" for a in (flag, str(REPO / path))]
+    overrides = [
         "--data.init_args.image_size", "32", "--data.init_args.num_workers", "0", "--data.init_args.batch_size", "4",
-        "--trainer.accelerator", "cpu", "--trainer.logger", "false", "--trainer.enable_progress_bar", "false",
+        "--trainer.accelerator", "cpu", "--trainer.precision", "32", "--trainer.logger", "false",
+        "--trainer.enable_progress_bar", "false",
     ]  # fmt: skip
-    fit = ["fit", "--config", config, "--model.init_args.init_checkpoint", str(fbn_checkpoint), "--trainer.max_epochs", "1",
-           "--trainer.limit_train_batches", "2", "--trainer.default_root_dir", str(tmp_path / "run"), *common]  # fmt: skip
+    fit = ["fit", *configs, *overrides, "--model.init_args.init_checkpoint", str(fbn_checkpoint),
+           "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2",
+           "--trainer.default_root_dir", str(tmp_path / "run"), "--checkpoint.dirpath", str(tmp_path / "run" / "checkpoints")]  # fmt: skip
     assert cli_main(fit) == 0
     best = tmp_path / "run" / "checkpoints" / "best.ckpt"
     assert best.is_file() and (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
     moved = fbn_checkpoint.with_suffix(".moved")
     fbn_checkpoint.rename(moved)
     try:
-        test = [
-            "test",
-            "--config",
-            config,
-            "--ckpt_path",
-            str(best),
-            "--trainer.default_root_dir",
-            str(tmp_path / "test"),
-            *common,
-        ]
+        test = ["test", *configs, *overrides, "--ckpt_path", str(best), "--trainer.default_root_dir", str(tmp_path / "test")]
         assert cli_main(test) == 0
     finally:
         moved.rename(fbn_checkpoint)
