@@ -596,7 +596,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.manifest:
         if parser_args:
             raise SystemExit("--parser-arg applies to a corpus parser, not to --manifest")
-        df, record = read_manifest_csv(args.manifest), {"corpus": None, "args": None, "manifest": args.manifest}
+        df, record = read_manifest_csv(args.manifest), None  # a user's manifest: its arguments are unknown
     else:
         df, record = _corpus_manifest(args.corpus, args.root, parser_args)
     opts = PrepareOptions(image_size=args.image_size, detect=args.detect, select=args.select, device=args.device,

@@ -9,7 +9,8 @@ read by the real parsers and :class:`~affect.data.multidomain.MultiDomainDataMod
   and a few EmotioNet images, the only ones annotating AU5, 9, 20, 25 and 26;
 - **EXPR-Set**: RAF-DB (basic), 20 % of it held out.
 
-Rows (3 seeds each, the same epochs and per-domain batch sizes, so the same steps): the three
+Rows (3 seeds each, the same per-domain batch sizes and the same number of steps: ``--epochs``
+epochs of the multi-task run, whose epoch is its longest domain's): the three
 single-task networks (each trained on its own set only), FaceBehaviorNet without coupling, with
 co-annotation, distribution matching, soft co-annotation, and soft co-annotation + distribution
 matching (the paper's best row), all with the Table V [38] relatedness and the default loss
@@ -114,7 +115,7 @@ def make_module(loss_kwargs: dict, tasks, seed: int, lr: float, image_size: int,
     return module
 
 
-def run_one(data: Path, name: str, seed: int, epochs: int, batch_sizes: dict[str, int], lr: float,
+def run_one(data: Path, name: str, seed: int, steps: int, batch_sizes: dict[str, int], lr: float,
             image_size: int) -> dict:
     import lightning as L
 
@@ -123,15 +124,14 @@ def run_one(data: Path, name: str, seed: int, epochs: int, batch_sizes: dict[str
     module = make_module(loss_kwargs, tasks, seed, lr, image_size)
     quiet = {"accelerator": "cpu", "logger": False, "enable_checkpointing": False, "enable_progress_bar": False,
              "enable_model_summary": False}
-    trainer = L.Trainer(max_epochs=epochs, limit_val_batches=0, num_sanity_val_steps=0, **quiet)
+    trainer = L.Trainer(max_epochs=-1, max_steps=steps, limit_val_batches=0, num_sanity_val_steps=0, **quiet)
     t = time.perf_counter()
     trainer.fit(module, datamodule=dm)
-    steps = trainer.global_step
     t_fit = time.perf_counter() - t
     evaluator = L.Trainer(**quiet)  # validation of the final weights only (not during fit)
     evaluator.validate(module, datamodule=dm, verbose=False)
     metrics = {k: float(v) for k, v in evaluator.callback_metrics.items() if k.startswith("val/")}
-    return {"row": name, "seed": seed, "epochs": epochs, "steps": steps, "batch_sizes": batch_sizes,
+    return {"row": name, "seed": seed, "steps": trainer.global_step, "batch_sizes": batch_sizes,
             "seconds": time.perf_counter() - t, "fit_seconds": t_fit, "metrics": metrics}
 
 
@@ -146,10 +146,10 @@ def _worker_init(threads: int) -> None:
 
 def _job(job: tuple) -> str:
     """Train and validate one (row, seed) unless its result file exists; returns a progress line."""
-    data, name, seed, epochs, batch_sizes, lr, image_size, path = job
+    data, name, seed, steps, batch_sizes, lr, image_size, path = job
     if Path(path).exists():
         return f"{name} seed {seed}: done before ({path})"
-    res = run_one(Path(data), name, seed, epochs, batch_sizes, lr, image_size)
+    res = run_one(Path(data), name, seed, steps, batch_sizes, lr, image_size)
     Path(path).write_text(json.dumps(res, indent=1, sort_keys=True))
     vals = {k: v for k, v in column_values(res).items() if v is not None}
     return (f"{name} seed {seed}: {res['steps']} steps, {res['seconds']:.0f} s; "
@@ -226,13 +226,16 @@ def main(argv: list[str] | None = None) -> int:
     full = make_datamodule(data, ("va", "au", "expr"), {"va": 1, "au": 1, "expr": 1}, args.image_size)
     set_sizes = {d: len(full.domain_dataset(d, "train")) for d in full.domains}
     batch_sizes = auto_batch_sizes(set_sizes, args.total_batch_size)
-    print(f"train set sizes {set_sizes}; per-domain batch sizes {batch_sizes}; {args.epochs} epochs", flush=True)
+    full.batch_size_mode, full.fixed_batch_sizes = "fixed", batch_sizes
+    steps = args.epochs * max(full.steps_per_domain().values())  # every row: the multi-task run's steps
+    print(f"train set sizes {set_sizes}; per-domain batch sizes {batch_sizes}; {args.epochs} multi-task epochs "
+          f"= {steps} steps for every run", flush=True)
 
     res_dir = out / "results"
     res_dir.mkdir(parents=True, exist_ok=True)
-    tag = f"e{args.epochs}_s{args.image_size}_b{args.total_batch_size}"
+    tag = f"t{steps}_s{args.image_size}_b{args.total_batch_size}"
     todo = [(name, seed) for seed in range(args.seeds) for name in args.rows]  # seed-major: early rows compare
-    jobs = [(str(data), name, seed, args.epochs, batch_sizes, args.lr, args.image_size,
+    jobs = [(str(data), name, seed, steps, batch_sizes, args.lr, args.image_size,
              str(res_dir / f"{name}_seed{seed}_{tag}.json")) for name, seed in todo]
     t0 = time.perf_counter()
     if args.jobs > 1:
