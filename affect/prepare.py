@@ -372,8 +372,12 @@ def prepare_store(
     max_shards: int | None = None,
     progress: bool = True,
     part=None,
+    parser: dict | None = None,
 ) -> dict:
     """Build (or resume) the store at ``out`` from ``manifest`` whose paths are relative to ``root``.
+
+    ``parser`` (``{"corpus": slug, "args": {...}}``, as ``affect prepare --parser-arg`` builds it) is recorded in
+    ``store.json``, so that a datamodule can refuse a store built with other split arguments.
 
     ``max_shards`` processes at most that many new shards and raises :class:`IncompleteRun`
     (re-run to continue). Returns the report dict (also in ``out/report.json``).
@@ -444,10 +448,11 @@ def prepare_store(
         raise IncompleteRun(f"{len(headers)}/{len(chunks)} shards done in {out}; re-run to continue")
     if part is not None:
         return part.finish(out, headers)
-    return _finalise(out, headers, n_shards, opts, df)
+    return _finalise(out, headers, n_shards, opts, df, parser)
 
 
-def _finalise(out: Path, headers: dict[int, dict], n_shards: int, opts: PrepareOptions, df: pd.DataFrame) -> dict:
+def _finalise(out: Path, headers: dict[int, dict], n_shards: int, opts: PrepareOptions, df: pd.DataFrame,
+              parser: dict | None = None) -> dict:
     sdir = out / "shards"
     tables, offset = [], 0
     counts: Counter = Counter()
@@ -492,6 +497,7 @@ def _finalise(out: Path, headers: dict[int, dict], n_shards: int, opts: PrepareO
         "shards": [{"name": headers[k]["name"], "n": headers[k]["n"], "sha256": headers[k]["sha256"]}
                    for k in range(n_shards)],
         "labels_columns": list(labels.columns), "au_columns": list(AU_COLUMNS),
+        "parser": parser,
     }
     _atomic_write(out / "store.json", json.dumps(header, indent=1, sort_keys=True).encode())
     return report
@@ -521,6 +527,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", required=True, help="raw corpus folder (manifest paths are relative to it)")
     p.add_argument("--out", required=True, help="store folder to create or resume")
     p.add_argument("--manifest", default=None, help="manifest CSV to use instead of the corpus parser")
+    p.add_argument("--parser-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="an argument of the corpus parser (repeatable; YAML value), e.g. fold=1, camera=right; "
+                        "recorded in store.json, and a datamodule with other values refuses the store")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--shard-size", type=int, default=1024)
     g = p.add_mutually_exclusive_group()
@@ -542,8 +551,36 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _corpus_manifest(corpus: str, root: str) -> pd.DataFrame:
-    """The corpus parser's manifest (``affect.data.corpora``: ``MANIFEST_PARSERS`` dict or ``manifest_parser``)."""
+def parse_parser_args(items: Sequence[str]) -> dict:
+    """``["fold=1", "aus=[1, 2]"]`` -> ``{"fold": 1, "aus": [1, 2]}`` (values read as YAML)."""
+    import yaml
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise SystemExit(f"--parser-arg expects KEY=VALUE, got {item!r}")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def bind_parser_args(parser, root: str, args: dict) -> dict:
+    """Every argument ``parser(root, **args)`` runs with (defaults filled in), JSON-normalised, root left out."""
+    import inspect
+
+    sig = inspect.signature(parser)
+    names = list(sig.parameters)
+    unknown = [k for k in args if k not in names[1:]]
+    if unknown:
+        raise SystemExit(f"{parser.__name__} has no argument {unknown[0]!r}; its arguments: {names[1:]}")
+    bound = sig.bind(root, **args)
+    bound.apply_defaults()
+    return json.loads(json.dumps({k: v for k, v in bound.arguments.items() if k != names[0]}, default=str))
+
+
+def _corpus_manifest(corpus: str, root: str, parser_args: dict | None = None) -> tuple[pd.DataFrame, dict]:
+    """The corpus parser's manifest (``affect.data.corpora``: ``MANIFEST_PARSERS`` dict or ``manifest_parser``)
+    and the record ``{"corpus", "args"}`` of the arguments it ran with."""
     try:
         import affect.data.corpora as corpora
     except ImportError as e:
@@ -558,9 +595,11 @@ def _corpus_manifest(corpus: str, root: str) -> pd.DataFrame:
             parser = corpora.manifest_parser(corpus)
         except ValueError as e:
             raise SystemExit(f"{e} (or use --manifest)") from e
-    df, load_report = parser(root)
+    args = parser_args or {}
+    record = {"corpus": corpus, "args": bind_parser_args(parser, root, args)}
+    df, load_report = parser(root, **args)
     print(load_report, file=sys.stderr)
-    return df
+    return df, record
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -568,13 +607,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] == "merge":
         return merge_main(argv[1:])
     args = build_parser().parse_args(argv)
-    df = read_manifest_csv(args.manifest) if args.manifest else _corpus_manifest(args.corpus, args.root)
+    parser_args = parse_parser_args(args.parser_arg)
+    if args.manifest:
+        if parser_args:
+            raise SystemExit("--parser-arg applies to a corpus parser, not to --manifest")
+        df, record = read_manifest_csv(args.manifest), None  # a user's manifest: its arguments are unknown
+    else:
+        df, record = _corpus_manifest(args.corpus, args.root, parser_args)
     opts = PrepareOptions(image_size=args.image_size, detect=args.detect, select=args.select, device=args.device,
                           batch_size=args.batch_size, min_face_size=args.min_face_size, audio=args.audio)
     try:
         report = prepare_store(df, args.root, args.out, workers=args.workers, shard_size=args.shard_size,
                                options=opts, max_shards=args.max_shards, progress=not args.no_progress,
-                               part=args.shard)
+                               part=args.shard, parser=record)
     except IncompleteRun as e:
         print(e, file=sys.stderr)
         return 3

@@ -11,6 +11,8 @@ from its own shard of the data, via Lightning's automatic ``DistributedSampler``
 
 from __future__ import annotations
 
+import inspect
+import json
 import logging
 import os
 from pathlib import Path
@@ -68,6 +70,10 @@ class CorpusDataModule(L.LightningDataModule):
         store: a folder written by ``affect prepare`` (environment variables expanded); if set, images come from its memory-mapped
             shards instead of JPEG/PNG decoding (whole batches are gathered in the main process:
             keep ``num_workers: 0`` there, since workers would pickle every batch across processes).
+            The store's table replaces the parser's, so its split arguments (``fold``, ``subset``,
+            ``layout``, ``camera``, ``threshold``, ...) must be this module's: a store records them
+            (``affect prepare --parser-arg``) and a mismatch is an error naming the key
+            (:meth:`check_store_parser_args`).
     """
 
     corpus: str = ""
@@ -115,7 +121,9 @@ class CorpusDataModule(L.LightningDataModule):
         if self._manifest is None and self.store is not None:
             from affect.data.store import open_store
 
-            df = open_store(self.store).manifest
+            opened = open_store(self.store)
+            self.check_store_parser_args(opened.header.get("parser"))
+            df = opened.manifest
             if self.task is not None:
                 df = df[task_mask(df, self.task)]
             df = subject_split(df.reset_index(drop=True), self.val_fraction, seed=self.split_seed)
@@ -135,6 +143,61 @@ class CorpusDataModule(L.LightningDataModule):
             report.log()
             self.report, self._manifest = report, df
         return self._manifest
+
+    def parser_args(self) -> dict | None:
+        """The arguments this module's corpus parser (``make_<corpus>_manifest``) runs with, by name:
+        its parameters that the module holds as attributes (JSON-normalised); None for a module
+        whose ``corpus`` has no parser in ``affect.data.corpora``. ``task`` is left out: the
+        module's task filter is applied to the store's table either way."""
+        from affect.data.corpora import corpus_slugs, manifest_parser
+
+        if self.corpus not in corpus_slugs():
+            return None
+        names = list(inspect.signature(manifest_parser(self.corpus)).parameters)[1:]
+        own = {k: getattr(self, k) for k in names if k != "task" and hasattr(self, k)}
+        return json.loads(json.dumps(own, default=str))
+
+    def check_store_parser_args(self, record: dict | None) -> None:
+        """Refuse a store whose recorded parser arguments (``store.json`` "parser") differ from this
+        module's: a one-line ``ValueError`` naming the first differing key and both fixes.
+
+        A store without the record (written before it existed, or from ``--manifest``) is taken
+        as built with the parser's defaults: accepted when this module uses them, refused otherwise.
+        """
+        mine = self.parser_args()
+        if mine is None:
+            return
+        name = type(self).__name__
+        redo = f"affect prepare {self.corpus} --root RAW --out NEW_STORE"
+        if not record or record.get("args") is None:
+            from affect.data.corpora import manifest_parser
+
+            params = inspect.signature(manifest_parser(self.corpus)).parameters
+            defaults = json.loads(json.dumps({k: params[k].default for k in mine}, default=str))
+            for key, value in mine.items():
+                if value != defaults[key]:
+                    raise ValueError(
+                        f"{name}: the store {self.store} does not record the parser arguments it was built with "
+                        f"(an older store, or one from --manifest), and this module has {key}={value!r} "
+                        f"(parser default {defaults[key]!r}); re-run `{redo} --parser-arg {key}={value}`"
+                    )
+            log.warning("%s: the store %s does not record its parser arguments; assuming the defaults", name, self.store)
+            return
+        if record.get("corpus") not in (None, self.corpus):
+            raise ValueError(f"{name}: the store {self.store} holds corpus {record['corpus']!r}, not {self.corpus!r}")
+        stored = record["args"]
+        for key, value in mine.items():
+            if key in stored and stored[key] != value:
+                raise ValueError(
+                    f"{name}: the store {self.store} was built with {key}={stored[key]!r} but this module has "
+                    f"{key}={value!r}; set {key}: {stored[key]!r} or re-run `{redo} --parser-arg {key}={value}`"
+                )
+        task = stored.get("task")
+        if task not in (None, "all") and task != self.task:
+            raise ValueError(
+                f"{name}: the store {self.store} was built with task={task!r} but this module has task={self.task!r}; "
+                f"set task: {task!r} or re-run `{redo} --parser-arg task=all`"
+            )
 
     def dataset(self, split: str) -> Dataset:
         """The dataset of one split ("train" | "val" | "test"); empty splits raise."""

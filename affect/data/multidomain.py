@@ -14,6 +14,13 @@ domain is exhausted; shorter ones restart), so ``batch`` in ``training_step`` is
 ``sequential`` mode: each domain is evaluated in full, separately (``dataloader_idx`` follows
 ``self.domains``).
 
+Each domain's batches carry **only that domain's targets** (:class:`DomainLabels`): the paper's
+VA-Set, AU-Set and EXPR-Set hold images "annotated in terms of either valence-arousal, or action
+units, or seven basic expressions", so a corpus listed under two domains (AffectNet under VA and
+EXPR) feeds ``L_VA`` from the VA batch and ``L_Emo`` from the EXPR batch, never both from one.
+``keep_other_labels=True`` keeps every label of every batch (a deviation from the paper: the
+per-task batch sizes are then no longer 401 / 247 / 103 and such a corpus counts twice).
+
 Batch sizes are **per device**. Under DDP Lightning gives every domain's loader its own
 ``DistributedSampler`` (it processes each loader of a ``CombinedLoader``), so ranks see
 disjoint samples of every domain and the global batch is ``world_size`` times larger.
@@ -22,11 +29,13 @@ disjoint samples of every domain and the global batch is ``world_size`` times la
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Literal
 
 import lightning as L
+import torch
 from lightning.pytorch.utilities.combined_loader import CombinedLoader
-from torch.utils.data import ConcatDataset, DataLoader, Dataset
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, default_collate
 
 from affect.data.datamodule import TASKS, CorpusDataModule
 
@@ -47,6 +56,32 @@ def auto_batch_sizes(set_sizes: dict[str, int], total_batch_size: int) -> dict[s
     return {d: max(1, round(total_batch_size * n / total)) for d, n in set_sizes.items()}
 
 
+class DomainLabels:
+    """A collate followed by masking every target that is not ``domain``'s (picklable).
+
+    ``va`` domain: ``expr`` -> -1, ``au_mask`` -> False; ``au``: ``va_mask`` -> False, ``expr`` -> -1;
+    ``expr``: ``va_mask`` / ``au_mask`` -> False. Masked values are zeroed (as the datasets give
+    unannotated ones). Frame ``[B, ...]`` and sequence ``[B, T, ...]`` batches alike.
+    """
+
+    def __init__(self, collate: Callable | None, domain: str) -> None:
+        if domain not in TASKS:
+            raise ValueError(f"domain must be one of {TASKS}, got {domain!r}")
+        self.collate = collate or default_collate
+        self.domain = domain
+
+    def __call__(self, items) -> dict:
+        batch = dict(self.collate(items))
+        if self.domain != "expr" and "expr" in batch:
+            batch["expr"] = torch.full_like(batch["expr"], -1)
+        for task in ("va", "au"):
+            if self.domain != task and f"{task}_mask" in batch:
+                batch[f"{task}_mask"] = torch.zeros_like(batch[f"{task}_mask"])
+                if task in batch:
+                    batch[task] = torch.zeros_like(batch[task])
+        return batch
+
+
 class MultiDomainDataModule(L.LightningDataModule):
     """Zips VA / AU / EXPR corpora into one multi-domain training stream.
 
@@ -61,6 +96,9 @@ class MultiDomainDataModule(L.LightningDataModule):
         image_size: the side of every corpus's images, stated once here (it replaces the corpora's
             own ``image_size``); ``None`` = the corpora's, which must then agree. The CLI links it to
             the model's ``image_size``.
+        keep_other_labels: keep the labels of the other tasks in a domain's batches (default
+            False: a domain's batch carries only its domain's targets, as in the paper; True is
+            a deviation, see the module docstring).
     """
 
     def __init__(
@@ -75,6 +113,7 @@ class MultiDomainDataModule(L.LightningDataModule):
         expr_batch_size: int = 103,
         num_workers: int = 0,
         image_size: int | None = None,
+        keep_other_labels: bool = False,
     ) -> None:
         super().__init__()
         given = {"va": va or [], "au": au or [], "expr": expr or []}
@@ -92,6 +131,7 @@ class MultiDomainDataModule(L.LightningDataModule):
         self.total_batch_size = total_batch_size
         self.fixed_batch_sizes = {"va": va_batch_size, "au": au_batch_size, "expr": expr_batch_size}
         self.num_workers = num_workers
+        self.keep_other_labels = keep_other_labels
         self._datasets: dict[tuple[str, str], Dataset] = {}
         modules = [dm for mods in self.corpora.values() for dm in mods]
         if image_size is not None:
@@ -143,13 +183,16 @@ class MultiDomainDataModule(L.LightningDataModule):
     def _loader(self, domain: str, split: str, shuffle: bool) -> DataLoader:
         ds = self.domain_dataset(domain, split)
         first = next(dm for dm in self.corpora[domain] if dm.has_split(split))  # its collate (and augmentation)
+        collate = first.collate_fn(split)
+        if not self.keep_other_labels:
+            collate = DomainLabels(collate, domain)
         return DataLoader(
             ds,
             batch_size=self.batch_sizes[domain],
             shuffle=shuffle,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
-            collate_fn=first.collate_fn(split),
+            collate_fn=collate,
             drop_last=shuffle and len(ds) > self.batch_sizes[domain],  # training only (batch norm and size-1 batches)
         )
 
@@ -159,8 +202,8 @@ class MultiDomainDataModule(L.LightningDataModule):
         return CombinedLoader({d: self._loader(d, "train", True) for d in self.domains}, mode="max_size_cycle")
 
     def _eval_loaders(self, split: str) -> CombinedLoader:
-        # keyed by domain, so the model updates only the domain's task metrics (an AffectNet VA loader's
-        # EXPR labels do not count towards EXPR); dataloader_idx follows self.domains
+        # keyed by domain, so the model updates only the domain's task metrics (with keep_other_labels, an
+        # AffectNet VA loader's EXPR labels still do not count towards EXPR); dataloader_idx follows self.domains
         return CombinedLoader({d: self._loader(d, split, False) for d in self.domains}, mode="sequential")
 
     def val_dataloader(self) -> CombinedLoader:

@@ -4,6 +4,8 @@
 """
 
 from affect.losses.coupling import (
+    DM_FORMS,
+    DMForm,
     DMGrad,
     au_mixture,
     co_annotate,
@@ -25,6 +27,8 @@ from affect.losses.task import (
 )
 
 __all__ = [
+    "DM_FORMS",
+    "DMForm",
     "DMGrad",
     "MultiTaskLoss",
     "au_bce_loss",

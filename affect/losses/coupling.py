@@ -1,7 +1,8 @@
 """Coupling losses of FaceBehaviorNet (paper Sec. VI-B), driven by the relatedness of Table V.
 
 - :func:`co_annotate` — VI-B.1, co-annotation EXPR -> AU and AU -> EXPR;
-- :func:`au_mixture` / :func:`distribution_matching_loss` — VI-B.2, eq. 8 and eq. 9;
+- :func:`au_mixture` / :func:`distribution_matching_loss` — VI-B.2, eq. 8 and eq. 9 (as printed, or
+  the per-AU Bernoulli KL of footnote 4 over related AUs: :data:`DM_FORMS`);
 - :func:`soft_co_annotation_targets` / :func:`soft_co_annotation_loss` — VI-B.3.
 
 The relatedness enters as two ``[7, A]`` tables over the model's AU set, rows in the canonical
@@ -33,6 +34,8 @@ from affect.relatedness import Relatedness, load_relatedness
 
 __all__ = [
     "DMGrad",
+    "DMForm",
+    "DM_FORMS",
     "relatedness_tables",
     "co_annotate",
     "co_annotate_tables",
@@ -44,6 +47,17 @@ __all__ = [
 ]
 
 DMGrad = Literal["both", "au", "expr"]
+DMAUs = Literal["all", "related"]
+DMReduction = Literal["sum", "mean"]
+DMForm = Literal["matched", "printed"]
+# The two distribution-matching settings of MultiTaskLoss(dm_form=...): keyword arguments of
+# distribution_matching_loss. "printed" is eq. 9 as printed; "matched" (the default) is footnote
+# 4's KL(p || q) per AU as a Bernoulli pair, over the AUs some emotion relates to, averaged over
+# them (the reasons and the numbers are in MultiTaskLoss's docstring).
+DM_FORMS: dict[str, dict] = {
+    "matched": {"binary": True, "kl": True, "aus": "related", "reduction": "mean"},
+    "printed": {"binary": False, "kl": False, "aus": "all", "reduction": "sum"},
+}
 NEUTRAL = expr_index("Neutral")
 PRESENT_THRESHOLD = 0.5  # an annotated AU target >= 0.5 counts as "present" (targets are 0/1)
 
@@ -178,11 +192,14 @@ def distribution_matching_loss(
     binary: bool = False,
     kl: bool = False,
     eps: float = 1e-6,
+    aus: DMAUs = "all",
+    reduction: DMReduction = "sum",
 ) -> Tensor:
     """Distribution matching ``L_DM`` (paper eq. 8-9) over every sample given (all of the batch).
 
     ``p(y_au^i | x) = sigmoid(au_logits)``, ``q`` from :func:`au_mixture` with ``p(e | x) =
-    softmax(expr_logits)``, and ``L_DM = mean_x sum_i [-p_i log q_i]`` (eq. 9 as printed).
+    softmax(expr_logits)``, and ``L_DM = mean_x sum_i [-p_i log q_i]`` (eq. 9 as printed: the
+    defaults). :data:`DM_FORMS` names the two settings :class:`~affect.losses.MultiTaskLoss` offers.
 
     Args:
         p_au_given_emo: ``[7, A]`` table with entries in [0, 1] (``related`` or ``weights`` of
@@ -199,9 +216,20 @@ def distribution_matching_loss(
         eps: ``q`` is clamped to ``[eps, 1]`` (``[eps, 1 - eps]`` when ``binary``). A mixture of
             rows in [0, 1] is already ``<= 1`` since the emotion probabilities sum to 1; the upper
             clamp only absorbs rounding (and guards ``log(1 - q)``).
+        aus: ``"all"`` (eq. 9's sum over the 17 AUs) or ``"related"``: only the AUs that the
+            table relates to at least one emotion. For an unrelated AU (AU14 under ``du2014``;
+            14, 20, 23, 24 under ``affwild2``) ``q`` is 0 whatever the emotions, so its term
+            carries no information about them and only pushes the AU towards 0 (as printed, with
+            a weight ``-log eps`` = 13.8).
+        reduction: ``"sum"`` over the matched AUs (as printed) or ``"mean"`` (one AU's
+            Bernoulli term on the scale of ``L_AU``, which eq. 7 averages over annotated AUs).
     """
     if dm_grad not in ("both", "au", "expr"):
         raise ValueError(f"dm_grad must be 'both', 'au' or 'expr', got {dm_grad!r}")
+    if aus not in ("all", "related"):
+        raise ValueError(f"distribution matching: aus must be 'all' or 'related', got {aus!r}")
+    if reduction not in ("sum", "mean"):
+        raise ValueError(f"distribution matching: reduction must be 'sum' or 'mean', got {reduction!r}")
     if expr_logits.ndim != 2 or au_logits.ndim != 2 or expr_logits.shape[0] != au_logits.shape[0]:
         raise ValueError(
             f"distribution matching: expected expr [N, 7] and au [N, A], got {tuple(expr_logits.shape)}, {tuple(au_logits.shape)}"
@@ -231,7 +259,13 @@ def distribution_matching_loss(
         term = term + p_au * torch.log(pc)
         if binary:
             term = term + (1.0 - p_au) * torch.log1p(-pc)
-    return term.sum(-1).mean()
+    if aus == "related":
+        matched = (p_au_given_emo > 0).any(0).to(term.device)
+        if not bool(matched.any()):
+            return zero_like_graph(expr_logits, au_logits)
+        term = term[:, matched]
+    per_sample = term.mean(-1) if reduction == "mean" else term.sum(-1)
+    return per_sample.mean()
 
 
 # ------------------------------------------------------------------------ soft co-annotation (VI-B.3)

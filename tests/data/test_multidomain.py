@@ -35,8 +35,10 @@ class ToyCorpus(CorpusDataModule):
                 row.update(valence=0.1, arousal=-0.1)
             elif self.label_task == "expr":
                 row.update(expr=i % 7)
-            else:
+            elif self.label_task == "au":
                 row.update(AU12=1.0, AU1=0.0)
+            else:  # "all": every row annotated for the three tasks (as Aff-Wild2 frames can be)
+                row.update(valence=0.1, arousal=-0.1, expr=i % 7, AU12=1.0, AU1=0.0)
             rows.append(row)
         report = LoadReport("toy")
         report.kept = len(rows)
@@ -203,3 +205,53 @@ def test_store_backed_module_redraws_a_validation_split(tmp_path):
     wrong = Fer2013DataModule(str(tmp_path / "raw" / "fer2013"), store=str(tmp_path / "st"), image_size=64)
     with pytest.raises(ValueError, match="holds 96x96 crops but image_size is 64"):
         wrong.dataset("train")
+
+
+def all_label_dm(tmp_path, **kwargs) -> MultiDomainDataModule:
+    """One corpus whose rows carry VA, EXPR and AU labels, listed under all three domains."""
+    (tmp_path / "all").mkdir(exist_ok=True)
+    mods = {d: [ToyCorpus(str(tmp_path / "all"), n=12, label_task="all", image_size=8)] for d in ("va", "au", "expr")}
+    return MultiDomainDataModule(**mods, batch_sizes="fixed", va_batch_size=4, au_batch_size=4, expr_batch_size=4,
+                                 **kwargs)
+
+
+def test_a_domain_batch_carries_only_its_domain_labels(tmp_path):
+    # paper Sec. VI-B: each image of the VA-Set has VA labels, of the AU-Set AU labels, of the EXPR-Set an
+    # emotion; a corpus listed under several domains must not feed L_Emo from the VA batch (issue 10)
+    dm = all_label_dm(tmp_path)
+    loader = dm.train_dataloader()
+    iter(loader)
+    batch, _, _ = next(iter(loader))
+    va, au, expr = batch["va"], batch["au"], batch["expr"]
+    assert va["va_mask"].all() and (va["expr"] == -1).all() and not va["au_mask"].any()
+    assert au["au_mask"].any(1).all() and (au["expr"] == -1).all() and not au["va_mask"].any()
+    assert (expr["expr"] >= 0).all() and not expr["va_mask"].any() and not expr["au_mask"].any()
+    for split_loader in (dm.val_dataloader(), dm.test_dataloader()):  # evaluation batches too
+        iter(split_loader)
+        for b, _, idx in split_loader:
+            domain = dm.domains[idx]
+            assert bool(b["va_mask"].any()) == (domain == "va")
+            assert bool(b["au_mask"].any()) == (domain == "au")
+            assert bool((b["expr"] >= 0).any()) == (domain == "expr")
+
+
+def test_keep_other_labels_is_an_explicit_deviation(tmp_path):
+    dm = all_label_dm(tmp_path, keep_other_labels=True)
+    loader = dm.train_dataloader()
+    iter(loader)
+    batch, _, _ = next(iter(loader))
+    for domain in ("va", "au", "expr"):
+        b = batch[domain]
+        assert b["va_mask"].all() and (b["expr"] >= 0).all() and b["au_mask"].any(1).all()
+
+
+def test_domain_labels_masks_sequence_batches():
+    from affect.data.multidomain import DomainLabels
+
+    seq = {"va": torch.ones(2, 3, 2), "va_mask": torch.ones(2, 3, 2, dtype=torch.bool),
+           "expr": torch.full((2, 3), 4), "au": torch.ones(2, 3, 17), "au_mask": torch.ones(2, 3, 17, dtype=torch.bool),
+           "frame_mask": torch.ones(2, 3, dtype=torch.bool)}
+    out = DomainLabels(lambda items: items, "expr")(seq)
+    assert (out["expr"] == 4).all() and not out["va_mask"].any() and not out["au_mask"].any()
+    assert (out["va"] == 0).all() and (out["au"] == 0).all()
+    assert seq["va_mask"].all()  # the input batch is not modified in place

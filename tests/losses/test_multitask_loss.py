@@ -75,7 +75,7 @@ def test_all_couplings_total_matches_functionals():
         soft_co_annotation=True,
         lambda_dm=0.3,
         lambda_soft=0.7,
-        dm_binary=True,
+        dm_form="printed",
         weighted_dm=True,
         neutral_score=None,
         soft_temperature=2.0,
@@ -94,7 +94,7 @@ def test_all_couplings_total_matches_functionals():
     torch.testing.assert_close(res["expr"], expr_ce_loss(o["expr"], e))
     torch.testing.assert_close(res["au"], au_bce_loss(o["au"], a, w))
     torch.testing.assert_close(
-        res["dm"], distribution_matching_loss(o["expr"], o["au"], weights, binary=True)
+        res["dm"], distribution_matching_loss(o["expr"], o["au"], weights)
     )
     torch.testing.assert_close(res["soft"], soft_co_annotation_loss(o["expr"], soft, valid))
     expected = res["expr"] + res["au"] + res["va"] + 0.3 * res["dm"] + 0.7 * res["soft"]
