@@ -28,6 +28,7 @@ entry point or ``python -m affect``.
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
 import sys
 from collections.abc import Sequence
@@ -36,6 +37,8 @@ from pathlib import Path
 from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+from affect.errors import CKPT_ALIASES, check_checkpoint_file, find_affect_error
 
 __all__ = ["AffectCLI", "build_cli", "main"]
 
@@ -54,14 +57,49 @@ EXTRA_COMMANDS: dict[str, tuple[str, str]] = {
 REGISTERED_PACKAGES: tuple[str, ...] = ("affect.models", "affect.data")
 
 
+DEBUG_ENV = "AFFECT_DEBUG"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``affect`` console script and of ``python -m affect``."""
+    """Entry point of the ``affect`` console script and of ``python -m affect``.
+
+    A mistake in the user's input (an :class:`affect.errors.AffectError`, also when jsonargparse or
+    Lightning wrapped it) ends in one line on stderr, ``affect: error: <what, where, the fix>``, and
+    exit status 2; ``--debug`` (anywhere on the line) or ``AFFECT_DEBUG=1`` shows the full traceback.
+    """
     args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get(DEBUG_ENV, "") not in ("", "0")
+    if "--debug" in args:
+        args = [a for a in args if a != "--debug"]
+        os.environ[DEBUG_ENV] = "1"  # DDP re-runs sys.argv: its processes inherit the setting
+        if argv is None:
+            sys.argv = [sys.argv[0], *args]
+    try:
+        return _dispatch(args, None if argv is None else args)
+    except Exception as exc:
+        err = find_affect_error(exc)
+        if err is None or debug:
+            raise
+        print(f"affect: error: {' '.join(str(err).split())}  (--debug shows the traceback)", file=sys.stderr)
+        return 2
+
+
+def _dispatch(args: list[str], argv: list[str] | None) -> int:
     if args and args[0] in EXTRA_COMMANDS:
         module = importlib.import_module(EXTRA_COMMANDS[args[0]][0])
         return module.main(args[1:]) or 0
-    build_cli(None if argv is None else args)  # None: LightningCLI reads sys.argv itself
+    _check_ckpt_path(args)
+    build_cli(argv)  # None: LightningCLI reads sys.argv itself
     return 0
+
+
+def _check_ckpt_path(args: list[str]) -> None:
+    """A ``--ckpt_path`` that is not a torch checkpoint fails here, naming the file (not deep in torch.load)."""
+    for i, a in enumerate(args):
+        value = args[i + 1] if a == "--ckpt_path" and i + 1 < len(args) else a.partition("=")[2] \
+            if a.startswith("--ckpt_path=") else None
+        if value and value not in CKPT_ALIASES and value.lower() not in ("null", "none"):
+            check_checkpoint_file(value, what="--ckpt_path")
 
 
 def register_classes() -> None:

@@ -56,7 +56,7 @@ import numpy as np
 import pandas as pd
 
 from affect.data.face.align import align_face, resize_crop
-from affect.data.face.detect import SELECT_MODES
+from affect.data.face.detect import SELECT_MODES, too_small
 from affect.data.face.pipeline import (
     AlignedFace,
     CorruptInputError,
@@ -67,6 +67,7 @@ from affect.data.face.pipeline import (
     load_image,
 )
 from affect.data.manifest import AU_COLUMNS, MANIFEST_COLUMNS, validate_manifest
+from affect.errors import ConfigError
 from affect.prepare_shard import Part, format_part_report, merge_main
 
 STORE_FORMAT = "affect-store"
@@ -100,12 +101,18 @@ class PrepareOptions:
     audio_context_s: float = 0.3
 
     def check(self) -> None:
+        """Every option is checked here, before ``job.json`` is written (a bad value never starts a job)."""
         if self.detect not in DETECT_MODES:
-            raise ValueError(f"detect must be one of {DETECT_MODES}; got {self.detect!r}")
+            raise ConfigError(f"detect must be one of {DETECT_MODES}; got {self.detect!r}")
         if self.select not in SELECT_MODES:
-            raise ValueError(f"select must be one of {SELECT_MODES}; got {self.select!r}")
-        if self.image_size < 8:
-            raise ValueError(f"image_size must be >= 8; got {self.image_size}")
+            raise ConfigError(f"--select must be one of {SELECT_MODES}; got {self.select!r}")
+        for name, least in (("image_size", 8), ("batch_size", 1), ("min_face_size", 1),
+                            ("audio_height", 1), ("audio_width", 1)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < least:
+                raise ConfigError(f"--{name.replace('_', '-')} must be an integer >= {least}; got {value!r}")
+        if not self.audio_context_s > 0:
+            raise ConfigError(f"audio_context_s must be > 0; got {self.audio_context_s!r}")
 
 
 # --------------------------------------------------------------------------- manifest I/O
@@ -294,6 +301,9 @@ def process_shard(k: int, rows: pd.DataFrame, root: str, out: str, opts: Prepare
                 status = "ok" if faces else "no_face"
                 if not faces:
                     note("no_face", f"{row['path']}#{row['frame']}")
+                    if i in dets and too_small(img.shape, opts.min_face_size):
+                        note("too_small", f"{row['path']}#{row['frame']} ({img.shape[1]}x{img.shape[0]} px < "
+                                          f"--min-face-size {opts.min_face_size})")
             counts["faces"] += len(faces)
             for fi, f in enumerate(faces or [None]):
                 crop = np.zeros((S, S, 3), np.uint8) if f is None else f.crop
@@ -341,8 +351,17 @@ def process_shard(k: int, rows: pd.DataFrame, root: str, out: str, opts: Prepare
     return header
 
 
+def _sha256_file(path: Path, chunk: int = 1 << 22) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
 def _committed(sdir: Path, k: int, n_src_rows: int) -> dict | None:
-    """The shard's header if the shard is fully committed (header present, files of the listed sizes)."""
+    """The shard's header if the shard is fully committed: header present, every file of the listed size
+    and sha256 (checked once per shard when a run resumes; a shard that fails is processed again)."""
     head = sdir / f"{shard_name(k)}.json"
     try:
         h = json.loads(head.read_text())
@@ -354,11 +373,34 @@ def _committed(sdir: Path, k: int, n_src_rows: int) -> dict | None:
         p = sdir / f
         if not p.is_file() or p.stat().st_size != size:
             return None
+    for f, digest in h.get("sha256", {}).items():  # sizes first: cheap; then content
+        if _sha256_file(sdir / f) != digest:
+            return None
     return h
 
 
-def _worker_init() -> None:
+def _worker_init(parent: int | None = None) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if parent is not None:
+        _exit_with_parent(parent)
+
+
+def _exit_with_parent(parent: int, period_s: float = 0.5) -> None:
+    """Make this (worker) process exit once ``parent`` is gone (a killed ``affect prepare`` would otherwise
+    leave its workers, and the resource tracker they keep alive, blocked forever under pid 1).
+
+    A daemon thread polls the parent pid: portable, and unlike ``PR_SET_PDEATHSIG`` it does not depend
+    on which thread of the parent spawned the worker.
+    """
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(period_s)
+        os._exit(70)  # EX_SOFTWARE: the parent died; the shard in progress is left uncommitted
+
+    threading.Thread(target=watch, name="affect-exit-with-parent", daemon=True).start()
 
 
 # --------------------------------------------------------------------------- driver
@@ -389,7 +431,11 @@ def prepare_store(
     opts = options or PrepareOptions()
     opts.check()
     if shard_size < 1:
-        raise ValueError(f"shard_size must be >= 1; got {shard_size}")
+        raise ConfigError(f"--shard-size must be >= 1; got {shard_size}")
+    if workers < 1:
+        raise ConfigError(f"--workers must be >= 1; got {workers}")
+    if max_shards is not None and max_shards < 1:
+        raise ConfigError(f"--max-shards must be >= 1; got {max_shards}")
     df = validate_manifest(manifest)
     df.insert(0, "src_row", np.arange(len(df), dtype=np.int64))
     if len(df) == 0:
@@ -437,7 +483,8 @@ def prepare_store(
         import multiprocessing as mp
 
         ctx = mp.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
+                                 initargs=(os.getpid(),)) as pool:
             futs = {pool.submit(process_shard, k, chunks[k], str(root), str(out), opts): k for k in run}
             for fut in as_completed(futs):
                 k = futs[fut]
@@ -511,7 +558,7 @@ def format_report(report: dict) -> str:
         f"corrupt inputs:       {report['corrupt']}",
         f"usable rows:          {report['usable_rows']} {report['per_split']}",
     ]
-    for k in ("audio_no_source", "audio_unreadable", "audio_frame_out_of_range"):
+    for k in ("too_small", "audio_no_source", "audio_unreadable", "audio_frame_out_of_range"):
         if report.get(k):
             lines.append(f"{k.replace('_', ' ')}: {report[k]}")
     for reason, ex in report.get("examples", {}).items():

@@ -15,6 +15,7 @@ import inspect
 import json
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import lightning as L
@@ -25,6 +26,7 @@ from affect.data.augment import AugmentingCollate, BatchAugment
 from affect.data.datasets import FrameDataset, SequenceDataset
 from affect.data.manifest import LoadReport, task_mask, validate_manifest
 from affect.data.splits import subject_split
+from affect.errors import ConfigError, MissingInputError
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +43,27 @@ def resolve_root(root: str) -> str:
     """
     expanded = os.path.expandvars(str(root))
     if "$" in expanded:
-        raise ValueError(
+        raise ConfigError(
             f"corpus root {root!r} names an unset environment variable; set {DATA_ENV} to the folder "
             "that holds your corpora (see README, 'Where the corpora live')"
         )
     return expanded
+
+
+def check_image_size(model: object, image_size: int) -> None:
+    """Raise a :class:`ConfigError` naming both config keys if ``model`` (its ``hparams.image_size``) expects
+    another input size than the data gives; a model without that hyper-parameter is not checked.
+
+    Without this check the mismatch surfaces as "mat1 and mat2 shapes cannot be multiplied" deep in
+    the network's first fully connected layer.
+    """
+    hparams = getattr(model, "hparams", None)
+    want = hparams.get("image_size") if isinstance(hparams, Mapping) else None
+    if want is not None and int(want) != int(image_size):
+        raise ConfigError(
+            f"the model takes {want}x{want} images (model.init_args.image_size) but the data gives "
+            f"{image_size}x{image_size} (data.init_args.image_size); set both to the same value"
+        )
 
 
 class CorpusDataModule(L.LightningDataModule):
@@ -94,7 +112,11 @@ class CorpusDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         if task is not None and task not in TASKS:
-            raise ValueError(f"task must be one of {TASKS} or None, got {task!r}")
+            raise ConfigError(f"data.init_args.task must be one of {TASKS} or None, got {task!r}")
+        for key, value, least in (("batch_size", batch_size, 1), ("image_size", image_size, 8),
+                                  ("num_workers", num_workers, 0)):
+            if not isinstance(value, int) or value < least:
+                raise ConfigError(f"data.init_args.{key} must be an integer >= {least}; got {value!r}")
         self.root = resolve_root(root)
         self.batch_size = batch_size
         self.num_workers = num_workers
@@ -130,7 +152,10 @@ class CorpusDataModule(L.LightningDataModule):
             self._manifest = df
         if self._manifest is None:
             if not Path(self.root).exists():
-                raise FileNotFoundError(f"{type(self).__name__}: corpus root {self.root} does not exist")
+                raise MissingInputError(
+                    f"{type(self).__name__}: corpus root {self.root} does not exist; fix data.init_args.root "
+                    f"(or {DATA_ENV}, the folder that holds your corpora)"
+                )
             df, report = self.make_manifest()
             df = validate_manifest(df)
             if self.task is not None:
@@ -198,6 +223,11 @@ class CorpusDataModule(L.LightningDataModule):
                 f"{name}: the store {self.store} was built with task={task!r} but this module has task={self.task!r}; "
                 f"set task: {task!r} or re-run `{redo} --parser-arg task=all`"
             )
+
+    def setup(self, stage: str | None = None) -> None:
+        """Check that the model being trained takes the images this datamodule gives (``image_size``)."""
+        model = getattr(self.trainer, "lightning_module", None) if self.trainer is not None else None
+        check_image_size(model, self.image_size)
 
     def dataset(self, split: str) -> Dataset:
         """The dataset of one split ("train" | "val" | "test"); empty splits raise."""

@@ -18,10 +18,13 @@ from typing import TypedDict
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch.utils.data import Dataset
 
+from affect.data.images import ImageReadError, open_rgb8
 from affect.data.manifest import AU_COLUMNS
+
+__all__ = ["FrameDataset", "FrameItem", "ImageReadError", "SequenceDataset", "load_image", "sequence_windows"]
 
 NUM_LANDMARKS = 68
 
@@ -43,20 +46,8 @@ class FrameItem(TypedDict):
     frame: torch.Tensor  # int64 []
 
 
-class ImageReadError(RuntimeError):
-    """An image listed in a manifest could not be read (missing or corrupt)."""
-
-
-def load_image(path: str | Path) -> Image.Image:
-    """Open an image as RGB (grey and RGBA inputs are converted), with a clear error."""
-    try:
-        with Image.open(path) as img:
-            img.load()
-            return img.convert("RGB")
-    except FileNotFoundError:
-        raise ImageReadError(f"image not found: {path}") from None
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
-        raise ImageReadError(f"corrupt or unreadable image: {path} ({err})") from None
+#: Decode an image file to 8-bit RGB (Pillow), high bit depths scaled: the one reader, ``affect.data.images``.
+load_image = open_rgb8
 
 
 class ManifestLabels:

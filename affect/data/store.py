@@ -32,6 +32,7 @@ Datasets produce the batch dict of the project conventions: "image" uint8 [B, 3,
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -44,6 +45,8 @@ from affect.data.manifest import AU_COLUMNS, task_mask
 # the on-disk format constants live with the writer, which must not import torch (spawned
 # workers start in ~1 s instead of ~5 s)
 from affect.prepare import P5_COLUMNS, STATUSES, STORE_FORMAT, STORE_VERSION, shard_name  # noqa: F401
+
+log = logging.getLogger(__name__)
 
 
 class ShardedArray:
@@ -227,15 +230,34 @@ class StoreFrameDataset(torch.utils.data.Dataset):
         return batch
 
 
+def _faceless_frames_into_tracks(df: pd.DataFrame) -> pd.DataFrame:
+    """Give each row without a usable face (``face_index`` -1) the face index of every face track of its
+    video (one copy per track; track 0 when the video has no face at all), so that it sits in the
+    track at its frame position instead of forming a separate track of black images."""
+    faceless = (df["face_index"] < 0).to_numpy()
+    if not faceless.any():
+        return df
+    keys = ["corpus", "video"]
+    tracks = df.loc[~faceless, [*keys, "face_index"]].drop_duplicates()
+    moved = df[faceless].drop(columns="face_index").merge(tracks, on=keys, how="left")
+    moved["face_index"] = moved["face_index"].fillna(0).astype(np.int64)
+    return pd.concat([df[~faceless], moved[df.columns]], ignore_index=True)
+
+
 class StoreSequenceDataset(torch.utils.data.Dataset):
     """Windows of ``length`` consecutive frames of each video (one face track per video).
 
     Videos are the rows with ``video != ""`` grouped by (corpus, video, face_index) and sorted
     by ``frame``; windows start every ``stride`` frames (default ``length``, no overlap) and
     the last window is shifted back to end on the last frame (or padded when the video is
-    shorter than ``length``). Padding has ``frame_mask`` False; frames without a face keep
-    their labels, a black image and ``face_mask`` False. Adds "audio" float [B, T, 1, H, W]
-    in [-1, 1] when the store has spectrograms.
+    shorter than ``length``). Padding has ``frame_mask`` False. A frame without a usable face
+    (status "no_face" or "corrupt", stored with ``face_index`` -1) stays in every face track of
+    its video at its time position (``frame_mask`` True: the track keeps its timing), with a
+    black image, ``face_mask`` False and *all its labels masked* (``va_mask``/``au_mask`` False,
+    ``expr`` -1, ``landmarks_mask`` False), so it never yields a loss term or a metric update;
+    how many labelled frames were lost this way is logged as a warning and kept in
+    ``n_labelled_without_face``. Adds "audio" float [B, T, 1, H, W] in [-1, 1] when the store
+    has spectrograms.
     """
 
     def __init__(self, store_dir: str, split: str = "train", length: int = 80, stride: int | None = None,
@@ -247,13 +269,25 @@ class StoreSequenceDataset(torch.utils.data.Dataset):
         self.length, self.stride = length, stride or length
         df = self.store.manifest if table is None else table  # table: store rows re-split by the caller
         keep = (df["split"] == split).to_numpy() & (df["video"] != "").to_numpy() & _select_tasks(df, tasks)
-        df = df[keep].sort_values(["corpus", "video", "face_index", "frame"], kind="stable")
+        df = _faceless_frames_into_tracks(df[keep])
+        df = df.sort_values(["corpus", "video", "face_index", "frame"], kind="stable")
         self.df = df.reset_index(drop=True)
         if len(self.df) == 0:
             raise ValueError(f"store {store_dir!r} has no video frames for split={split!r}")
         self.labels = _label_arrays(self.df)
         self.rows = self.df["row"].to_numpy(np.int64, copy=True)
         self.face_ok = (self.df["status"] == "ok").to_numpy(bool, copy=True)
+        lost = ~self.face_ok  # no usable face: the image never counts, so neither may its labels
+        labelled = self.labels["va_mask"].any(1) | self.labels["au_mask"].any(1) | (self.labels["expr"] >= 0)
+        self.n_labelled_without_face = int(self.df.loc[lost & labelled, "src_row"].nunique())
+        self.labels["va_mask"][lost] = False
+        self.labels["au_mask"][lost] = False
+        self.labels["expr"][lost] = -1
+        self.labels["landmarks_mask"][lost] = False
+        if self.n_labelled_without_face:
+            log.warning(
+                "store %s, split %r: %d labelled video frames have no usable face (no_face / corrupt); they keep "
+                "their place in the sequences with their labels masked", store_dir, split, self.n_labelled_without_face)
         windows = []
         for g in self.df.groupby(["corpus", "video", "face_index"], sort=False).indices.values():
             g = np.sort(g)

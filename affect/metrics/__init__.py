@@ -44,7 +44,7 @@ from torch import Tensor
 from affect.metrics.abaw import e_total_au, e_total_expr, p_au, p_expr, p_mtl, p_va
 from affect.metrics.au import AUMetrics
 from affect.metrics.expr import ExprMetrics
-from affect.metrics.functional import au_metrics, ccc, expr_metrics, va_metrics
+from affect.metrics.functional import NonFinitePredictionError, au_metrics, ccc, expr_metrics, va_metrics
 from affect.metrics.va import VAMetrics
 
 
@@ -61,6 +61,7 @@ def scalar_items(result: Mapping[str, Tensor]) -> dict[str, Tensor]:
 __all__ = [
     "AUMetrics",
     "ExprMetrics",
+    "NonFinitePredictionError",
     "VAMetrics",
     "au_metrics",
     "ccc",

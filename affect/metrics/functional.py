@@ -33,10 +33,32 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from affect.errors import AffectError
 from affect.labels import EXPR_IGNORE
 from affect.metrics.abaw import E_TOTAL_AU_WEIGHTS, E_TOTAL_EXPR_WEIGHTS
 
 VA_DIM_NAMES: tuple[str, str] = ("v", "a")
+
+
+class NonFinitePredictionError(AffectError, ValueError):
+    """NaN / inf predictions on annotated entries: scoring them would give plausible-looking numbers
+    (``argmax`` over NaN scores picks class 0), so every metric refuses them the same way."""
+
+
+def _check_finite(preds: Tensor, annotated: Tensor, task: str) -> None:
+    """Raise :class:`NonFinitePredictionError` if a prediction on an annotated entry is NaN or inf.
+
+    ``annotated`` broadcasts against ``preds`` (``[..., 1]`` for per-sample EXPR rows). Entries that
+    are not annotated are never scored, so what a model outputs there does not matter.
+    """
+    if not preds.is_floating_point():
+        return
+    bad = ~torch.isfinite(preds) & annotated
+    if bool(bad.any()):
+        raise NonFinitePredictionError(
+            f"{task} predictions are NaN/inf on {int(bad.sum())} annotated entries: the model has diverged "
+            "(or fp16 overflowed); lower the learning rate, train in bf16/fp32, or check the checkpoint"
+        )
 
 
 def _out_dtype(x: Tensor) -> torch.dtype:
@@ -150,7 +172,9 @@ def va_metrics(preds: Tensor, target: Tensor, mask: Tensor | None = None) -> dic
     >>> {k: round(v.item(), 4) for k, v in va_metrics(p, t).items()}
     {'ccc_v': 0.6667, 'ccc_a': 1.0, 'ccc': 0.8333, 'mse_v': 0.125, 'mse_a': 0.0, 'mse': 0.0625}
     """
-    return _va_compute(*_va_update(*_va_format(preds, target, mask, num_outputs=2)))
+    p, t, m = _va_format(preds, target, mask, num_outputs=2)
+    _check_finite(p, m, "VA")
+    return _va_compute(*_va_update(p, t, m))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -172,6 +196,7 @@ def _expr_format(
                 f"EXPR scores must have shape [..., {num_classes}] matching target {tuple(target.shape)} "
                 f"(or pass integer class ids of the target's shape), found {tuple(preds.shape)}"
             )
+        _check_finite(preds, (target != ignore_index).unsqueeze(-1), "EXPR")
         pred_ids = preds.argmax(-1)
     elif preds.dtype == torch.bool:
         raise ValueError("EXPR preds must be float scores [..., C] or integer class ids, found bool")
@@ -287,6 +312,7 @@ def _au_format(
         )
     if mask.dtype != torch.bool:
         raise ValueError(f"AU mask must be a bool tensor (True = annotated), found {mask.dtype}")
+    _check_finite(preds, mask, "AU")
     if validate:
         annotated = target[mask]
         if bool(((annotated != 0) & (annotated != 1)).any()):
@@ -295,7 +321,7 @@ def _au_format(
                 f"found values {annotated[(annotated != 0) & (annotated != 1)].unique().tolist()[:5]}"
             )
         if preds.is_floating_point():
-            if bool(((preds < 0) | (preds > 1) | preds.isnan()).any()):
+            if bool((torch.isfinite(preds) & ((preds < 0) | (preds > 1))).any()):  # NaN: _check_finite
                 raise ValueError(
                     "AU preds must be probabilities in [0, 1] (apply torch.sigmoid to logits) or 0/1 "
                     f"decisions, found values in [{preds.min().item():.4g}, {preds.max().item():.4g}]"

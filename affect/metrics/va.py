@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
-from affect.metrics.functional import _va_compute, _va_format, _va_update
+from affect.metrics.functional import _check_finite, _va_compute, _va_format, _va_update
 
 _STATES = ("n", "sum_p", "sum_t", "sum_pp", "sum_tt", "sum_pt", "sum_se")
 
@@ -66,6 +66,7 @@ class VAMetrics(Metric):
     def update(self, preds: Tensor, target: Tensor, mask: Tensor | None = None) -> None:
         """Add the batch's sums (masked entries excluded)."""
         p, t, m = _va_format(preds.detach(), target.detach(), mask, num_outputs=2)
+        _check_finite(p, m, "VA")
         for name, value in zip(_STATES, _va_update(p, t, m), strict=True):
             setattr(self, name, getattr(self, name) + value)
 

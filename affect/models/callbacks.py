@@ -32,6 +32,17 @@ __all__ = ["EvaluationFigures", "SequenceMedianEvaluation"]
 EVAL_STAGES: tuple[str, ...] = ("val", "test")
 
 
+def _with_faces(frame_mask: Tensor | None, face_mask: Tensor | None) -> Tensor | None:
+    """The frames a sequence median is taken over: valid (not padding) and with a usable face. A
+    sequence without any face keeps its valid frames (its median is then of no-face predictions, and
+    its labels are masked anyway)."""
+    if face_mask is None:
+        return frame_mask
+    valid = face_mask.bool() if frame_mask is None else frame_mask.bool() & face_mask.bool()
+    none = ~valid.any(-1, keepdim=True)
+    return valid | (none & (frame_mask.bool() if frame_mask is not None else torch.ones_like(valid)))
+
+
 def _is_step_output(outputs: object) -> bool:
     return isinstance(outputs, Mapping) and "outputs" in outputs and "batch" in outputs
 
@@ -59,7 +70,7 @@ class SequenceMedianEvaluation(L.Callback):
         if va is None or va.dim() != 3 or "va" not in batch:
             return
         self.metrics[stage].to(va.device)
-        frame_mask = batch.get("frame_mask")
+        frame_mask = _with_faces(batch.get("frame_mask"), batch.get("face_mask"))
         target, mask = sequence_targets(batch["va"], batch.get("va_mask"), frame_mask)
         self.metrics[stage].update(sequence_medians(va.float(), frame_mask), target, mask)
 
@@ -87,7 +98,7 @@ class SequenceMedianEvaluation(L.Callback):
     def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         """Add ``va_median`` ``[B, 2]`` to the predictions of a sequence batch."""
         if isinstance(outputs, dict) and isinstance(outputs.get("va"), Tensor) and outputs["va"].dim() == 3:
-            outputs["va_median"] = sequence_medians(outputs["va"], outputs.get("frame_mask"))
+            outputs["va_median"] = sequence_medians(outputs["va"], _with_faces(outputs.get("frame_mask"), outputs.get("face_mask")))
 
 
 class EvaluationFigures(L.Callback):

@@ -31,6 +31,7 @@ from torch.optim.lr_scheduler import LambdaLR
 from torchmetrics import MeanMetric
 
 from affect.data.batches import ID_KEYS, TASKS
+from affect.errors import ConfigError
 from affect.labels import AU_SET, EXPR_CLASSES, NUM_EXPR
 from affect.losses import MultiTaskLoss
 from affect.losses.multitask import flatten_frames
@@ -164,18 +165,18 @@ class MultiTaskModule(L.LightningModule):
         produced = getattr(self.net, "output_tasks", TASKS)
         missing = [t for t in self.tasks if t not in produced]
         if missing:
-            raise ValueError(
+            raise ConfigError(
                 f"{type(self).__name__}: tasks {list(self.tasks)} but the network {type(self.net).__name__} "
                 f"predicts only {list(produced)}; set model.init_args.tasks to a subset of {list(produced)}"
             )
         loss = self.loss_fn
         if tuple(loss.au_set) != self.au_set and "au" in self.tasks:
-            raise ValueError(
+            raise ConfigError(
                 f"loss.au_set {list(loss.au_set)} differs from the model's au_set {list(self.au_set)}: "
                 "set model.init_args.loss.init_args.au_set to the model's"
             )
         if loss.coupled and not {"expr", "au"} <= set(self.tasks):
-            raise ValueError(
+            raise ConfigError(
                 "the coupling losses (co_annotation / distribution_matching / soft_co_annotation) couple EXPR "
                 f"and AU: tasks must contain 'expr' and 'au', found {list(self.tasks)}"
             )

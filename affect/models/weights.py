@@ -35,6 +35,8 @@ from typing import Literal, NamedTuple
 import torch
 from torch import Tensor, nn
 
+from affect.errors import InputFileError
+
 __all__ = [
     "InitialWeights",
     "LoadResult",
@@ -47,8 +49,9 @@ __all__ = [
 ]
 
 
-class WeightsFileError(ValueError):
-    """A weights file that is missing, unreadable, or does not fit the model (one-line message)."""
+class WeightsFileError(InputFileError):
+    """A weights file that is missing, unreadable, or does not fit the model (one-line message; the
+    ``affect`` command prints it as one line, see :mod:`affect.errors`)."""
 
 
 class UnsafeWeightsFileError(WeightsFileError):

@@ -267,7 +267,9 @@ def _data(n: int, seed: int, size: int) -> tuple[torch.Tensor, torch.Tensor, tor
 
 @pytest.mark.slow
 def test_tiny_cnn_learns_all_three_tasks():
-    """A 3-conv CNN trained for <= 45 s on 3,000 faces (48x48) beats chance clearly on held-out faces.
+    """A 3-conv CNN trained for 10 epochs on 3,000 faces (48x48) beats chance clearly on held-out faces.
+
+    The budget is in epochs, never in seconds: a loaded machine takes longer, not fewer epochs.
 
     Measured (10 epochs, 20-30 s on one shared core): EXPR acc ~0.90 (chance 0.14), mean F1 over
     the 17 AUs ~0.75 (the rare AU14 ~0.45 and AU23 ~0.3 pull it down), CCC V ~0.81, A ~0.74.
@@ -283,14 +285,17 @@ def test_tiny_cnn_learns_all_three_tasks():
         torch.set_num_threads(threads)
 
 
+EPOCHS = 10  # measured: every task well above its threshold after 10 epochs (values in the docstring)
+
+
 def _learn(f1_score) -> None:
     size = 48
     x, expr, au, va = _data(3000, seed=0, size=size)
     xt, expr_t, au_t, va_t = _data(600, seed=1, size=size)
     net = _TinyNet()
     opt = torch.optim.Adam(net.parameters(), lr=2e-3, weight_decay=1e-4)
-    start, epochs = time.perf_counter(), 0
-    while epochs < 10 and time.perf_counter() - start < 45:
+    start = time.perf_counter()  # only printed: the budget is EPOCHS, not time
+    for _epoch in range(EPOCHS):
         net.train()
         perm = torch.randperm(len(x))
         for b in range(0, len(x), 64):
@@ -309,7 +314,6 @@ def _learn(f1_score) -> None:
             opt.zero_grad()
             loss.backward()
             opt.step()
-        epochs += 1
     train_s = time.perf_counter() - start
     net.eval()
     with torch.no_grad():
@@ -320,7 +324,7 @@ def _learn(f1_score) -> None:
     f1 = f1_score(au_t.numpy()[:, present], au_pred[:, present], average="macro", zero_division=0)
     p_va = torch.tanh(out[:, -2:]).numpy()
     ccc_v, ccc_a = _ccc(p_va[:, 0], va_t[:, 0].numpy()), _ccc(p_va[:, 1], va_t[:, 1].numpy())
-    print(f"\nlearnability: {epochs} epochs in {train_s:.1f} s; EXPR acc {acc:.3f}, AU F1 {f1:.3f} "
+    print(f"\nlearnability: {EPOCHS} epochs in {train_s:.1f} s; EXPR acc {acc:.3f}, AU F1 {f1:.3f} "
           f"({int(present.sum())} AUs), CCC V {ccc_v:.3f} A {ccc_a:.3f}")
     assert acc >= 0.6, acc
     assert f1 >= 0.6, f1

@@ -10,6 +10,10 @@ from affect.data.corpora.affwild2 import AffWild2DataModule
 from affect.data.fixtures.affwild2 import write_affwild2
 from affect.models.affwildnet import AffWildNetModule
 
+# 20 epochs (what fitted the old 1:30 budget on a quiet machine): CCC 0.52 / 0.54 measured under load
+# average 9 (38 min there); the CCC rises slowly (epoch 7: 0.08 / 0.19), so fewer epochs would not do
+EPOCHS = 20
+
 
 @pytest.mark.slow
 def test_tiny_affwildnet_learns_valence_arousal(tmp_path):
@@ -21,7 +25,8 @@ def test_tiny_affwildnet_learns_valence_arousal(tmp_path):
                               sequence_stride=16, val_fraction=0.25)  # + a subject-independent validation part
     model = AffWildNetModule(backbone="test_resnet", fc_units=64, rnn_hidden=32, dropout=0.0, image_size=48,
                              lr=3e-3, lr_decay_after=None)
-    trainer = L.Trainer(accelerator="cpu", max_epochs=20, max_time="00:00:01:30", logger=False,
+    # the budget is in epochs, never in seconds (a loaded machine must take longer, not learn less)
+    trainer = L.Trainer(accelerator="cpu", max_epochs=EPOCHS, logger=False, deterministic=True,
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                         num_sanity_val_steps=0)
     trainer.fit(model, datamodule=data)

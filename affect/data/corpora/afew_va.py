@@ -32,6 +32,7 @@ import pandas as pd
 
 from affect.data.datamodule import CorpusDataModule
 from affect.data.manifest import LoadReport, validate_manifest
+from affect.data.textio import read_text
 
 CORPUS = "afew_va"
 VA_SCALE = 10.0
@@ -78,8 +79,9 @@ def make_afew_va_manifest(
         if not json_path.is_file():
             report.skip("clip without <clip>.json", example=str(json_path.relative_to(root)))
             continue
+        text = read_text(json_path)  # not UTF-8: a clear error, not a skip (affect.data.textio)
         try:
-            data = json.loads(json_path.read_text())
+            data = json.loads(text)
             frames = data["frames"]
             if not isinstance(frames, dict):
                 raise TypeError("'frames' is not an object")

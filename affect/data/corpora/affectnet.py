@@ -43,6 +43,7 @@ ships no subject ids).
 from __future__ import annotations
 
 import csv
+import io
 import math
 from pathlib import Path
 
@@ -51,6 +52,7 @@ import pandas as pd
 
 from affect.data.datamodule import CorpusDataModule
 from affect.data.manifest import LoadReport, manifest_from_records
+from affect.data.textio import read_text
 from affect.labels import AFFECTNET_EXPR_NAMES, AFFECTNET_EXPR_ORDER, expr_index
 
 CORPUS = "affectnet"
@@ -127,37 +129,36 @@ def _read_csv_release(root: Path, require_images: bool, report: LoadReport) -> l
         path = root / CSV_DIR / name
         if not path.is_file():
             raise FileNotFoundError(f"AffectNet annotation file {path} is missing (expected {CSV_DIR}/{name})")
-        with open(path, newline="", encoding="utf-8") as f:
-            for lineno, row in enumerate(csv.reader(f), start=1):
-                where = f"{CSV_DIR}/{name}:{lineno}"
-                if not row or all(not c.strip() for c in row):
-                    continue
-                if lineno == 1 and row[0].strip() == CSV_HEADER[0]:
-                    if tuple(c.strip() for c in row) != CSV_HEADER:
-                        raise ValueError(f"{path}: unexpected header {row}; expected {list(CSV_HEADER)}")
-                    continue
-                try:
-                    if len(row) != len(CSV_HEADER):
-                        raise ValueError(f"{len(row)} fields, expected {len(CSV_HEADER)}")
-                    rel, x, y, w, h, lms, expression, valence, arousal = row
-                    box = [float(x), float(y), float(w), float(h)]
-                    landmarks = _parse_landmarks(lms) if lms.strip() else None
-                    notes: list[str] = []
-                    labels = _labels(int(expression), float(valence), float(arousal), where, report, notes)
-                except ValueError as err:
-                    report.skip("malformed line", example=f"{where}: {err}")
-                    continue
-                if labels is None:
-                    continue
-                image = f"{CSV_IMAGES}/{rel.strip()}"
-                if require_images and not (root / image).is_file():
-                    report.skip("missing image", example=image)
-                    continue
-                _keep(report, notes, where)
-                records.append({
-                    "path": image, "corpus": CORPUS, "split": split, **labels, "landmarks": landmarks,
-                    "box_x": box[0], "box_y": box[1], "box_w": box[2], "box_h": box[3],
-                })
+        for lineno, row in enumerate(csv.reader(io.StringIO(read_text(path))), start=1):
+            where = f"{CSV_DIR}/{name}:{lineno}"
+            if not row or all(not c.strip() for c in row):
+                continue
+            if lineno == 1 and row[0].strip() == CSV_HEADER[0]:
+                if tuple(c.strip() for c in row) != CSV_HEADER:
+                    raise ValueError(f"{path}: unexpected header {row}; expected {list(CSV_HEADER)}")
+                continue
+            try:
+                if len(row) != len(CSV_HEADER):
+                    raise ValueError(f"{len(row)} fields, expected {len(CSV_HEADER)}")
+                rel, x, y, w, h, lms, expression, valence, arousal = row
+                box = [float(x), float(y), float(w), float(h)]
+                landmarks = _parse_landmarks(lms) if lms.strip() else None
+                notes: list[str] = []
+                labels = _labels(int(expression), float(valence), float(arousal), where, report, notes)
+            except ValueError as err:
+                report.skip("malformed line", example=f"{where}: {err}")
+                continue
+            if labels is None:
+                continue
+            image = f"{CSV_IMAGES}/{rel.strip()}"
+            if require_images and not (root / image).is_file():
+                report.skip("missing image", example=image)
+                continue
+            _keep(report, notes, where)
+            records.append({
+                "path": image, "corpus": CORPUS, "split": split, **labels, "landmarks": landmarks,
+                "box_x": box[0], "box_y": box[1], "box_w": box[2], "box_h": box[3],
+            })
     return records
 
 

@@ -41,6 +41,7 @@ import pandas as pd
 from affect.data.corpora.affwild2 import subject_of
 from affect.data.datamodule import CorpusDataModule, resolve_root
 from affect.data.manifest import LoadReport, validate_manifest
+from affect.data.textio import read_lines
 from affect.data.video import VIDEO_SUFFIXES, VideoDecodeError, read_frame_index, video_frame_paths
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ def read_pts(path: str | Path) -> np.ndarray:
     Raises ValueError naming the file when it is not in that format.
     """
     path = Path(path)
-    lines = [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
+    lines = [ln.strip() for ln in read_lines(path) if ln.strip()]
     try:
         header = {k.strip(): v.strip() for k, v in (ln.split(":", 1) for ln in lines[: lines.index("{")])}
         n = int(header["n_points"])
@@ -81,7 +82,7 @@ def write_pts(path: str | Path, points: np.ndarray) -> Path:
 def _read_values(path: Path, report: LoadReport, name: str) -> list[float]:
     """One float per line; malformed / out-of-range lines become NaN and are counted."""
     values: list[float] = []
-    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+    for lineno, line in enumerate(read_lines(path), start=1):
         text = line.strip()
         try:
             v = float(text)

@@ -50,6 +50,7 @@ import pandas as pd
 
 from affect.data.datamodule import CorpusDataModule
 from affect.data.manifest import AU_COLUMNS, LoadReport, validate_manifest
+from affect.data.textio import read_lines
 from affect.labels import AU_SET, EXPR_CLASSES
 
 log = logging.getLogger(__name__)
@@ -216,7 +217,7 @@ def _parse_line(task: str, parts: list[str], info: tuple[int, ...] | int | None)
 def _parse_file(
     task: str, path: Path, video: str, split: str, frames_on_disk: set[int], cols: _Columns, report: LoadReport
 ) -> None:
-    lines = path.read_text().splitlines()
+    lines = read_lines(path)
     tag = task.upper()
     if not lines:
         report.skip(f"{tag}: empty annotation file", example=path.name)
@@ -448,7 +449,7 @@ def write_affwild2_predictions(
 def read_affwild2_predictions(path: str | Path, task: str) -> tuple[list[str], np.ndarray, np.ndarray, list[str]]:
     """Read a prediction file back: ``(videos, frames, values, header)`` (the round trip of the writer)."""
     path = Path(path)
-    lines = path.read_text().splitlines()
+    lines = read_lines(path)
     head = [h.strip() for h in lines[0].split(",")]
     if head[0] != "image_location":
         raise ValueError(f"{path}: a prediction file starts with 'image_location,'; found {lines[0]!r}")

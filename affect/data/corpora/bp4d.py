@@ -25,6 +25,7 @@ JAA-Net (``affect.data.corpora._folds.BP4D_3FOLD``); the held-out fold is the "v
 from __future__ import annotations
 
 import csv
+import io
 import os
 import re
 from collections.abc import Sequence
@@ -36,6 +37,7 @@ import pandas as pd
 from affect.data.corpora._folds import BP4D_3FOLD, check_fold, subject_folds
 from affect.data.datamodule import CorpusDataModule
 from affect.data.manifest import LoadReport, validate_manifest
+from affect.data.textio import read_text
 from affect.labels import AU_SET
 
 CORPUS = "bp4d"
@@ -62,8 +64,7 @@ def read_occ_csv(
 
     Columns outside ``aus`` are reported once per AU number (tracked in ``ignored``).
     """
-    with path.open(newline="") as fh:
-        rows = list(csv.reader(fh))
+    rows = list(csv.reader(io.StringIO(read_text(path))))
     if not rows:
         report.skip("empty AU CSV", example=path.name)
         return np.zeros(0, np.int64), {}

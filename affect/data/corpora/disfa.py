@@ -35,6 +35,7 @@ import pandas as pd
 from affect.data.corpora._folds import DISFA_3FOLD, check_fold, subject_folds
 from affect.data.datamodule import CorpusDataModule
 from affect.data.manifest import LoadReport, validate_manifest
+from affect.data.textio import read_lines
 from affect.data.video import VideoDecodeError, frame_file_name, video_frame_paths
 
 CORPUS = "disfa"
@@ -57,7 +58,7 @@ def disfa_video_path(root: str | Path, subject: str, camera: str = "left") -> Pa
 def read_au_file(path: Path, report: LoadReport) -> dict[int, int]:
     """``{frame: intensity}`` from one ``SN001_au1.txt``; bad lines are counted with ``file:line``."""
     out: dict[int, int] = {}
-    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+    for lineno, line in enumerate(read_lines(path), start=1):
         text = line.strip()
         if not text:
             continue

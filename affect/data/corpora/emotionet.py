@@ -31,6 +31,7 @@ AUs outside ``labels.AU_SET`` (e.g. AU43) are ignored (counted once per sheet ro
 from __future__ import annotations
 
 import csv
+import io
 import re
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
@@ -40,6 +41,7 @@ import pandas as pd
 
 from affect.data.datamodule import CorpusDataModule
 from affect.data.manifest import LoadReport, manifest_from_records
+from affect.data.textio import read_text
 from affect.labels import AU_SET, EXPR_CLASSES, expr_index
 
 CORPUS = "emotionet"
@@ -96,19 +98,17 @@ def url_basename(url: str) -> str:
 
 def read_url_map(path: str | Path) -> dict[str, str]:
     """``url -> path`` from a ``urls.csv`` (header ``url,path``)."""
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.reader(f)
-        header = [c.strip().lower() for c in next(reader, [])]
-        if "url" not in header or "path" not in header:
-            raise ValueError(f"{path}: expected a header 'url,path', found {header}")
-        u, p = header.index("url"), header.index("path")
-        return {row[u].strip(): row[p].strip() for row in reader if len(row) > max(u, p) and row[u].strip()}
+    reader = csv.reader(io.StringIO(read_text(path)))
+    header = [c.strip().lower() for c in next(reader, [])]
+    if "url" not in header or "path" not in header:
+        raise ValueError(f"{path}: expected a header 'url,path', found {header}")
+    u, p = header.index("url"), header.index("path")
+    return {row[u].strip(): row[p].strip() for row in reader if len(row) > max(u, p) and row[u].strip()}
 
 
 def _rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
     """Header and ``(line number, fields)`` rows of a comma- or tab-separated sheet."""
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        text = f.read()
+    text = read_text(path)
     first = text.split("\n", 1)[0]
     delimiter = "\t" if "\t" in first else ","
     reader = csv.reader(text.splitlines(), delimiter=delimiter)

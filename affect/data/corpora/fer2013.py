@@ -13,7 +13,11 @@ happy, neutral, sad, surprise (``labels.FER2013_FOLDERS``) -> canonical ``expr``
 - files in unknown class folders and non-image files are counted skips;
 - other top-level folders are not read (the root may hold ``INDEX.csv`` and notes);
 - no validation split and no subject ids: ``val_fraction`` holds out a seeded random part of
-  ``train`` per image (FER2013's PublicTest / PrivateTest form the ``test`` folder).
+  ``train`` per image (FER2013's PublicTest / PrivateTest form the ``test`` folder);
+- rows are in a *stratified* order, not class by class: each split's classes are interleaved in
+  proportion to their sizes (:func:`stratified_order`), so any prefix of a split (what
+  ``--trainer.limit_val_batches`` evaluates: loaders of evaluation splits do not shuffle) holds
+  every class in its share of the split, instead of the first class only.
 
 Only directory listings are read here (no decoding), so parsing 28k images takes well under
 a second; a corrupt file surfaces as ``ImageReadError`` when the dataset loads it.
@@ -70,8 +74,33 @@ def make_fer2013_manifest(root: str | Path) -> tuple[pd.DataFrame, LoadReport]:
                     continue
                 records.append({"path": f"{folder}/{name}/{file}", "corpus": CORPUS, "split": split, "expr": expr})
     report.kept = len(records)
+    records = [records[i] for i in stratified_order([(r["split"], r["expr"]) for r in records])]
     df = manifest_from_records(records)
     return df, report
+
+
+def stratified_order(keys: list[tuple[str, int]]) -> list[int]:
+    """Positions of ``keys`` (split, class) reordered so that each split's classes are interleaved evenly.
+
+    Within a split, the i-th of the n items of a class gets the position (i + 0.5) / n; items are
+    sorted by it (ties by class, then by original order). Any prefix of a split then holds each class
+    in its share of the split, to within one item per class. Deterministic (no seed needed).
+
+    >>> keys = [("train", 0)] * 4 + [("train", 1)] * 2 + [("test", 0)]
+    >>> [keys[i] for i in stratified_order(keys)]
+    [('train', 0), ('train', 1), ('train', 0), ('train', 0), ('train', 1), ('train', 0), ('test', 0)]
+    """
+    sizes: dict[tuple[str, int], int] = {}
+    for k in keys:
+        sizes[k] = sizes.get(k, 0) + 1
+    seen: dict[tuple[str, int], int] = {}
+    split_rank = {s: i for i, s in enumerate(dict.fromkeys(s for s, _ in keys))}
+    sort_keys = []
+    for pos, k in enumerate(keys):
+        i = seen.get(k, 0)
+        seen[k] = i + 1
+        sort_keys.append((split_rank[k[0]], (i + 0.5) / sizes[k], k[1], pos))
+    return [t[-1] for t in sorted(sort_keys)]
 
 
 class Fer2013DataModule(CorpusDataModule):

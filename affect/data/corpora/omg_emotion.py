@@ -27,6 +27,7 @@ utterances, clips missing or undecodable.
 from __future__ import annotations
 
 import csv
+import io
 import math
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -35,6 +36,7 @@ import pandas as pd
 
 from affect.data.datamodule import CorpusDataModule
 from affect.data.manifest import LoadReport, validate_manifest
+from affect.data.textio import read_text
 from affect.data.video import VideoDecodeError, video_frame_paths
 from affect.labels import OMG_EXPR_ORDER, map_expr
 
@@ -61,46 +63,45 @@ def youtube_id(link: str) -> str:
 def read_omg_csv(path: Path, labelled: bool, report: LoadReport, rescale_arousal: bool = True) -> list[dict]:
     """Rows of one OMG CSV as dicts (utterance level); malformed lines are counted."""
     fields = ID_FIELDS + (LABEL_FIELDS if labelled else ())
-    with path.open(newline="") as fh:
-        reader = csv.reader(fh)
-        header = [h.strip() for h in next(reader, [])]
-        missing = [f for f in fields if f not in header]
-        if missing:
-            raise ValueError(f"{path}: header lacks {missing}; expected {','.join(fields)}, found {','.join(header)}")
-        col = {f: header.index(f) for f in fields}
-        rows, seen = [], set()
-        for lineno, raw in enumerate(reader, start=2):
-            if not raw or not any(c.strip() for c in raw):
-                continue
-            where = f"{path.name}:{lineno}"
-            cells = {f: (raw[i].strip() if i < len(raw) else "") for f, i in col.items()}
-            if len(raw) != len(header) or any(not cells[f] for f in ID_FIELDS):
+    reader = csv.reader(io.StringIO(read_text(path)))
+    header = [h.strip() for h in next(reader, [])]
+    missing = [f for f in fields if f not in header]
+    if missing:
+        raise ValueError(f"{path}: header lacks {missing}; expected {','.join(fields)}, found {','.join(header)}")
+    col = {f: header.index(f) for f in fields}
+    rows, seen = [], set()
+    for lineno, raw in enumerate(reader, start=2):
+        if not raw or not any(c.strip() for c in raw):
+            continue
+        where = f"{path.name}:{lineno}"
+        cells = {f: (raw[i].strip() if i < len(raw) else "") for f, i in col.items()}
+        if len(raw) != len(header) or any(not cells[f] for f in ID_FIELDS):
+            report.skip("malformed line", example=f"{where}: {','.join(raw)[:70]!r}")
+            continue
+        row = {"link": cells["link"], "video_id": cells["video"], "utterance": cells["utterance"]}
+        if labelled:
+            try:
+                arousal, valence = float(cells["arousal"]), float(cells["valence"])
+                emotion = int(cells["EmotionMaxVote"])
+            except ValueError:
                 report.skip("malformed line", example=f"{where}: {','.join(raw)[:70]!r}")
                 continue
-            row = {"link": cells["link"], "video_id": cells["video"], "utterance": cells["utterance"]}
-            if labelled:
-                try:
-                    arousal, valence = float(cells["arousal"]), float(cells["valence"])
-                    emotion = int(cells["EmotionMaxVote"])
-                except ValueError:
-                    report.skip("malformed line", example=f"{where}: {','.join(raw)[:70]!r}")
-                    continue
-                if not (0.0 <= arousal <= 1.0 and -1.0 <= valence <= 1.0 and emotion in OMG_EXPR_ORDER) or not (
-                    math.isfinite(arousal) and math.isfinite(valence)
-                ):
-                    report.skip("label out of range", example=f"{where}: a={arousal}, v={valence}, emotion={emotion}")
-                    continue
-                row.update(
-                    arousal=2.0 * arousal - 1.0 if rescale_arousal else arousal,
-                    valence=valence,
-                    expr=int(map_expr([emotion], OMG_EXPR_ORDER)[0]),
-                )
-            key = (row["video_id"], row["utterance"])
-            if key in seen:
-                report.skip("duplicate utterance", example=f"{where}: {key[0]}/{key[1]}")
+            if not (0.0 <= arousal <= 1.0 and -1.0 <= valence <= 1.0 and emotion in OMG_EXPR_ORDER) or not (
+                math.isfinite(arousal) and math.isfinite(valence)
+            ):
+                report.skip("label out of range", example=f"{where}: a={arousal}, v={valence}, emotion={emotion}")
                 continue
-            seen.add(key)
-            rows.append(row)
+            row.update(
+                arousal=2.0 * arousal - 1.0 if rescale_arousal else arousal,
+                valence=valence,
+                expr=int(map_expr([emotion], OMG_EXPR_ORDER)[0]),
+            )
+        key = (row["video_id"], row["utterance"])
+        if key in seen:
+            report.skip("duplicate utterance", example=f"{where}: {key[0]}/{key[1]}")
+            continue
+        seen.add(key)
+        rows.append(row)
     return rows
 
 

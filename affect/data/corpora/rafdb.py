@@ -35,6 +35,7 @@ import pandas as pd
 from affect.data.datamodule import CorpusDataModule
 from affect.data.face.template import frontal_template
 from affect.data.manifest import LoadReport, manifest_from_records
+from affect.data.textio import read_lines, read_text
 from affect.labels import RAFDB_BASIC_ORDER, RAFDB_COMPOUND_CLASSES, expr_index
 
 CORPUS = "rafdb"
@@ -59,24 +60,23 @@ def parse_label_list(path: str | Path, subset: str, report: LoadReport) -> list[
     if not path.is_file():
         raise FileNotFoundError(f"RAF-DB {subset} label list {path} is missing (expected <root>/{subset}/{LABEL_FILE})")
     rows = []
-    with open(path, encoding="utf-8", newline="") as f:
-        for lineno, line in enumerate(f.read().splitlines(), start=1):
-            if not line.strip():
-                continue
-            fields = line.split()
-            where = f"{subset}/{LABEL_FILE}:{lineno}"
-            try:
-                if len(fields) != 2:
-                    raise ValueError(f"{len(fields)} fields, expected 2 ({line!r})")
-                name, label = fields[0], int(fields[1])
-                if not 1 <= label <= NUM_LABELS[subset]:
-                    raise ValueError(f"label {label} outside 1..{NUM_LABELS[subset]}")
-                if not name.startswith(("train_", "test_")):
-                    raise ValueError(f"image name {name!r} starts with neither train_ nor test_")
-            except ValueError as err:
-                report.skip("malformed line", example=f"{where}: {err}")
-                continue
-            rows.append((lineno, name, label))
+    for lineno, line in enumerate(read_lines(path), start=1):
+        if not line.strip():
+            continue
+        fields = line.split()
+        where = f"{subset}/{LABEL_FILE}:{lineno}"
+        try:
+            if len(fields) != 2:
+                raise ValueError(f"{len(fields)} fields, expected 2 ({line!r})")
+            name, label = fields[0], int(fields[1])
+            if not 1 <= label <= NUM_LABELS[subset]:
+                raise ValueError(f"label {label} outside 1..{NUM_LABELS[subset]}")
+            if not name.startswith(("train_", "test_")):
+                raise ValueError(f"image name {name!r} starts with neither train_ nor test_")
+        except ValueError as err:
+            report.skip("malformed line", example=f"{where}: {err}")
+            continue
+        rows.append((lineno, name, label))
     return rows
 
 
@@ -169,8 +169,9 @@ def make_rafdb_manifest(
                 if not manual.is_file():
                     report.skip("missing landmark file", example=rel)
                     continue
+                text = read_text(manual)  # not UTF-8: a clear error (affect.data.textio)
                 try:
-                    points = parse_manual_landmarks(manual.read_text(encoding="utf-8"))
+                    points = parse_manual_landmarks(text)
                 except ValueError as err:
                     report.skip("malformed landmark file", example=f"{rel}: {err}")
                     continue

@@ -39,6 +39,7 @@ import pandas as pd
 
 from affect.data.datamodule import CorpusDataModule
 from affect.data.manifest import LoadReport, validate_manifest
+from affect.data.textio import read_text
 from affect.data.video import VIDEO_SUFFIXES, VideoDecodeError, video_frame_paths
 
 CORPUS = "sewa"
@@ -80,7 +81,7 @@ class Trace:
 
 
 def _rows(path: Path) -> list[list[str]]:
-    text = path.read_text()
+    text = read_text(path)
     delimiter = ";" if text.count(";") >= text.count(",") else ","
     return list(csv.reader(io.StringIO(text), delimiter=delimiter))
 

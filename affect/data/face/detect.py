@@ -7,6 +7,14 @@ nothing is downloaded. Images of equal size are detected as one batch on CPU or 
 
 Which face(s) to keep when an image shows several is :func:`select_faces` (``"largest"``,
 ``"central"`` or ``"all"``).
+
+Odd sizes: an image whose shorter side is below ``min_face_size`` cannot hold a face MTCNN
+searches for (its scale pyramid would be empty and facenet fails in ``torch.cat``), so it gets
+no face without reaching MTCNN (:func:`too_small`). An image whose longer side exceeds
+``max_side`` is detected on a copy downscaled to ``max_side`` (area interpolation) and the boxes
+and points are scaled back: MTCNN's first stage runs at full resolution, so a 50-megapixel photo
+would otherwise need gigabytes. Faces smaller than ``min_face_size`` pixels *in the copy* are
+then not searched for.
 """
 
 from __future__ import annotations
@@ -17,6 +25,17 @@ from dataclasses import dataclass
 import numpy as np
 
 SELECT_MODES = ("largest", "central", "all")
+#: default bound on the longer image side seen by MTCNN (a 4K frame is detected at 1920 px)
+MAX_DETECT_SIDE = 1920
+
+
+def too_small(shape: tuple[int, ...], min_face_size: int) -> bool:
+    """True if an image of ``shape`` is smaller than the smallest face searched for.
+
+    >>> too_small((19, 400, 3), 20), too_small((20, 20, 3), 20)
+    (True, False)
+    """
+    return min(shape[:2]) < min_face_size
 
 
 @dataclass(frozen=True)
@@ -68,6 +87,8 @@ class FaceDetector:
         thresholds: P-Net, R-Net, O-Net confidence thresholds (MTCNN defaults).
         batch_size: images per MTCNN call (equal-size images only are batched together).
         min_score: faces below this final confidence are discarded.
+        max_side: images with a longer side above this are detected on a downscaled copy
+            (None: never downscale).
     """
 
     def __init__(
@@ -77,13 +98,20 @@ class FaceDetector:
         thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
         batch_size: int = 16,
         min_score: float = 0.9,
+        max_side: int | None = MAX_DETECT_SIDE,
     ) -> None:
         from facenet_pytorch import MTCNN  # imported lazily: torch-heavy
 
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1; got {batch_size}")
+        if min_face_size < 1:
+            raise ValueError(f"min_face_size must be >= 1; got {min_face_size}")
+        if max_side is not None and max_side < min_face_size:
+            raise ValueError(f"max_side must be >= min_face_size ({min_face_size}); got {max_side}")
         self.batch_size = batch_size
         self.min_score = min_score
+        self.min_face_size = min_face_size
+        self.max_side = max_side
         self.mtcnn = MTCNN(
             keep_all=True, select_largest=False, min_face_size=min_face_size,
             thresholds=list(thresholds), device=device, post_process=False,
@@ -93,28 +121,44 @@ class FaceDetector:
         """Detect faces in each RGB uint8 ``[H, W, 3]`` image; returns one (possibly empty) list per image."""
         out: list[list[Face]] = [[] for _ in images]
         by_shape: dict[tuple[int, ...], list[int]] = {}
+        seen: list[np.ndarray] = list(images)  # what MTCNN sees (downscaled copies of huge images)
+        scale = np.ones(len(images))
         for i, img in enumerate(images):
             if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
                 raise ValueError(f"detect expects RGB uint8 [H, W, 3] images; image {i} has {img.shape} {img.dtype}")
-            by_shape.setdefault(img.shape, []).append(i)
+            if self.max_side is not None and max(img.shape[:2]) > self.max_side:
+                seen[i], scale[i] = _downscale(img, self.max_side)
+            if too_small(seen[i].shape, self.min_face_size):
+                continue  # no face of the searched size fits (MTCNN itself would fail)
+            by_shape.setdefault(seen[i].shape, []).append(i)
         for idx in by_shape.values():
             for start in range(0, len(idx), self.batch_size):
                 chunk = idx[start : start + self.batch_size]
-                batch = np.stack([images[i] for i in chunk])
+                batch = np.stack([seen[i] for i in chunk])
                 boxes, probs, points = self.mtcnn.detect(batch, landmarks=True)
                 for i, b, p, pt in zip(chunk, boxes, probs, points, strict=True):
-                    out[i] = self._faces(b, p, pt)
+                    out[i] = self._faces(b, p, pt, 1.0 / scale[i])
         return out
 
-    def _faces(self, boxes, probs, points) -> list[Face]:
+    def _faces(self, boxes, probs, points, factor: float = 1.0) -> list[Face]:
         # numpy 2: MTCNN.detect returns object arrays (None where no face) -> cast to float.
         if boxes is None or probs is None or points is None:
             return []
-        boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+        boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4) * np.float32(factor)
         probs = np.asarray(probs, dtype=np.float32).reshape(-1)
-        points = np.asarray(points, dtype=np.float32).reshape(-1, 5, 2)
+        points = np.asarray(points, dtype=np.float32).reshape(-1, 5, 2) * np.float32(factor)
         return [
             Face(box=boxes[k], score=float(probs[k]), points=points[k])
             for k in range(len(probs))
             if np.isfinite(probs[k]) and probs[k] >= self.min_score
         ]
+
+
+def _downscale(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """``image`` resized (area interpolation) so that its longer side is ``max_side``; and the scale used."""
+    import cv2
+
+    h, w = image.shape[:2]
+    scale = max_side / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA), scale

@@ -23,11 +23,13 @@ import numpy as np
 
 from affect.data.face.align import align_face, resize_crop, to_rgb
 from affect.data.face.detect import FaceDetector, select_faces
+from affect.data.images import ImageReadError, read_image
+from affect.errors import InputFileError
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".mpg", ".mpeg", ".webm", ".m4v", ".flv", ".wmv")
 
 
-class CorruptInputError(ValueError):
+class CorruptInputError(InputFileError):
     """An image or video that cannot be decoded (counted as "corrupt" by ``affect prepare``)."""
 
 
@@ -44,19 +46,14 @@ class AlignedFace:
 
 
 def load_image(path: str | Path) -> np.ndarray:
-    """Decode an image file to RGB uint8 ``[H, W, 3]`` (grey, palette, RGBA, CMYK are converted).
+    """Decode an image file to RGB uint8 ``[H, W, 3]`` with the shared reader (:func:`affect.data.images.read_image`:
+    grey, palette, RGBA, CMYK converted; 16-bit and float images scaled, not clipped).
 
     Raises :class:`CorruptInputError` naming the file when it cannot be read.
     """
-    from PIL import Image, UnidentifiedImageError
-
     try:
-        with Image.open(path) as im:
-            im.load()
-            if im.mode == "L":
-                return to_rgb(np.asarray(im))
-            return np.asarray(im.convert("RGB"))
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
+        return read_image(path)
+    except ImageReadError as e:
         raise CorruptInputError(f"cannot decode image {str(path)!r}: {e}") from e
 
 
