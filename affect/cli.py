@@ -137,18 +137,26 @@ class AffectCLI(LightningCLI):
         parser.link_arguments("data", "model.init_args.image_size", compute_fn=data_image_size, apply_on="instantiate")
 
     def _parse_ckpt_path(self) -> None:
-        """Stop with one line on a checkpoint of the earlier format (see :mod:`affect.models.compat`)."""
+        """With ``--ckpt_path``: stop with one line on a checkpoint of the earlier format (see
+        :mod:`affect.models.compat`), and take the image size from the checkpoint (into the data)."""
         from affect.models.compat import needs_upgrade, old_checkpoint_message
         from affect.models.weights import read_weights
 
         sub = self.config.get("subcommand")
         path = self.config[sub].get("ckpt_path") if sub else None
-        if path and Path(path).is_file():
-            ckpt = read_weights(path, key="--ckpt_path")
-            hparams = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
-            if isinstance(hparams, dict) and needs_upgrade(hparams):
-                self.parser.error(old_checkpoint_message(path))
+        if not (path and Path(path).is_file()):
+            return super()._parse_ckpt_path()
+        ckpt = read_weights(path, key="--ckpt_path")
+        hparams = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
+        if isinstance(hparams, dict) and needs_upgrade(hparams):
+            self.parser.error(old_checkpoint_message(path))
         super()._parse_ckpt_path()
+        # the network in the checkpoint was built for its image size: the data delivers that size
+        size = (ckpt.get("affect") or {}).get("image_size") if isinstance(ckpt, dict) else None
+        data = self.config[sub].get("data")
+        init = data.get("init_args") if data is not None else None
+        if size and init is not None and "image_size" in init:
+            init["image_size"] = int(size)
 
     def instantiate_trainer(self, **kwargs):
         from affect.models.callbacks import SequenceMedianEvaluation

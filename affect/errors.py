@@ -48,7 +48,7 @@ def check_checkpoint_file(path: str | Path, what: str = "checkpoint") -> Path:
 
     >>> import tempfile, os
     >>> p = os.path.join(tempfile.mkdtemp(), "notes.txt"); _ = open(p, "w").write("hello")
-    >>> check_checkpoint_file(p)
+    >>> check_checkpoint_file(p)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
     affect.errors.CheckpointError: ...notes.txt is not a PyTorch checkpoint (not a torch.save zip archive); ...
