@@ -39,6 +39,8 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".we
 #: Every status an input can end with (the summary counts each).
 STATUSES = ("ok", "no_face", "not_found", "empty", "unreadable", "truncated", "too_small")
 #: Names of MTCNN's 5 points, in its order (affect.data.face.template).
+#: A video decoding to fewer than this fraction of its declared frames is reported ``truncated``.
+TRUNCATED = 0.95
 POINT_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 
 
@@ -122,10 +124,12 @@ class FaceOptions:
     max_image_pixels: int = 400_000_000
 
 
-def _read_image(path: str, max_pixels: int, max_side: int) -> tuple[np.ndarray, str]:
-    """RGB uint8 of an image; a huge JPEG is decoded at a reduced scale (``draft``, bounded memory).
+def _read_image(path: str, max_pixels: int, max_side: int) -> tuple[np.ndarray, float, str]:
+    """RGB uint8 of an image; a JPEG larger than 4 x ``max_side`` is decoded at a reduced scale
+    (PIL ``draft``: bounded memory).
 
-    Returns ``(image, detail)``; ``detail`` names a reduced decode.
+    Returns ``(image, factor, detail)``: source pixels = decoded pixels x ``factor``; ``detail``
+    names a reduced decode.
     """
     from PIL import Image
 
@@ -137,12 +141,12 @@ def _read_image(path: str, max_pixels: int, max_side: int) -> tuple[np.ndarray, 
             if max(w, h) > 4 * max_side and im.format == "JPEG":
                 im.draft("RGB", (w * 2 * max_side // max(w, h), h * 2 * max_side // max(w, h)))
                 detail = f"decoded at reduced scale {im.size[0]}x{im.size[1]} from {w}x{h}"
-                return np.asarray(im.convert("RGB")), detail
+                return np.asarray(im.convert("RGB")), w / im.size[0], detail
     except Exception as e:  # noqa: BLE001 - PIL raises many types for bad files; named below
         raise CorruptInputError(f"cannot decode image {path!r}: {type(e).__name__}: {e}") from e
     # load_image: the project's reader (grey, palette, RGBA, CMYK -> RGB); TODO: use the shared
     # high-bit-depth reader (issue 12) once it lands, for 16-bit PNG/TIFF.
-    return load_image(path), detail
+    return load_image(path), 1.0, detail
 
 
 def iter_video(path: str, stride: int) -> Iterator[tuple[int, float, np.ndarray, float]]:
@@ -171,6 +175,26 @@ def iter_video(path: str, stride: int) -> Iterator[tuple[int, float, np.ndarray,
                 yield k, float(t), frame.to_ndarray(format="rgb24"), fps
         except (av.error.FFmpegError, ValueError) as e:
             raise CorruptInputError(f"decoding {path!r} failed: {e}") from e
+
+
+def declared_frames(path: str) -> int:
+    """The frame count the container declares, else its duration x frame rate (0 when unknown);
+    a video decoding to fewer frames was cut short (``truncated``)."""
+    import av
+
+    try:
+        with av.open(path) as container:
+            if not container.streams.video:
+                return 0
+            stream = container.streams.video[0]
+            if stream.frames:
+                return int(stream.frames)
+            rate = stream.average_rate or stream.guessed_rate
+            if container.duration and rate:
+                return round(container.duration / av.time_base * float(rate))
+            return 0
+    except (av.error.FFmpegError, OSError):
+        return 0
 
 
 class FaceExtractor:
@@ -249,8 +273,8 @@ class FaceExtractor:
         return report
 
     def _image(self, path: str, table: FaceTable, report: InputReport) -> None:
-        rgb, detail = _read_image(path, self.opts.max_image_pixels, self.opts.detect_max_side)
-        report.height, report.width = rgb.shape[:2]
+        rgb, factor, detail = _read_image(path, self.opts.max_image_pixels, self.opts.detect_max_side)
+        report.height, report.width = (round(v * factor) for v in rgb.shape[:2])
         report.frames = 1
         if min(rgb.shape[:2]) < self.opts.min_face_size:
             report.status = "too_small"
@@ -263,7 +287,7 @@ class FaceExtractor:
         report.detail = detail
         faces = select_faces(self.detect([rgb])[0], self.opts.select, rgb.shape)
         faces = sorted(faces, key=lambda f: -f.area)
-        self._emit(path, "image", 0, float("nan"), rgb, faces, list(range(len(faces))), False, table, report)
+        self._emit(path, "image", 0, float("nan"), rgb, faces, list(range(len(faces))), False, table, report, factor)
 
     def _video(self, path: str, table: FaceTable, report: InputReport, progress) -> None:
         tracker = IoUTracker(self.opts.iou_threshold, self.opts.max_gap * self.opts.frame_stride)
@@ -297,7 +321,9 @@ class FaceExtractor:
                 progress(len(pending))
             pending.clear()
 
+        last = -1
         for k, t, rgb, fps in iter_video(path, self.opts.frame_stride):
+            last = k
             report.fps = fps
             report.height, report.width = rgb.shape[:2]
             report.frames += 1
@@ -308,15 +334,21 @@ class FaceExtractor:
         flush()
         if report.frames == 0:
             raise CorruptInputError(f"video {path!r} decoded to no frames")
+        declared, decoded = declared_frames(path), last + self.opts.frame_stride  # frames up to the next kept one
+        if declared and decoded < TRUNCATED * declared:
+            report.status = "truncated"
+            report.detail = f"decoded {decoded} of the {declared} frames the container declares"
 
-    def _emit(self, path, kind, frame, time, rgb, faces, ids, is_carried, table: FaceTable, report) -> None:
+    def _emit(self, path, kind, frame, time, rgb, faces, ids, is_carried, table: FaceTable, report, factor=1.0) -> None:
+        """Align and record the faces of one frame (``factor``: decoded -> source pixel scale)."""
         if not faces:
             report.frames_without_face += 1
             table.rows.append(_row(path, kind, frame, time, None, -1, False, -1))
             return
         for face, fid in zip(faces, ids, strict=True):
             crop, _, _ = align_face(rgb, points5=face.points, size=self.opts.image_size)
-            table.rows.append(_row(path, kind, frame, time, face, fid, is_carried, len(table.crops)))
+            source = face if factor == 1.0 else Face(face.box * factor, face.score, face.points * factor)
+            table.rows.append(_row(path, kind, frame, time, source, fid, is_carried, len(table.crops)))
             table.crops.append(crop)
             report.faces += 1
 
