@@ -44,7 +44,9 @@ def au_columns(au_set: Sequence[int]) -> list[str]:
 
 
 def compound_columns(names: Sequence[str]) -> list[str]:
-    """>>> compound_columns(["Happily Surprised"])
+    """Compound-class probability columns.
+
+    >>> compound_columns(["Happily Surprised"])
     ['compound_Happily_Surprised']
     """
     return ["compound_" + n.replace(" ", "_") for n in names]

@@ -190,25 +190,21 @@ def _scatter(n: int, rows: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 
 def safe_names(paths: list[str]) -> dict[str, str]:
-    """A file-name-safe, unique name per input: its path below the inputs' common folder, ``/`` -> ``__``.
+    """A file-name-safe, unique name per input: its file name, with as many parent folders as make it
+    unique (``/`` -> ``__``).
 
-    >>> safe_names(["/d/a/x.mp4", "/d/b/x.mp4"])
-    {'/d/a/x.mp4': 'a__x.mp4', '/d/b/x.mp4': 'b__x.mp4'}
+    >>> safe_names(["/d/a/x.mp4", "/d/b/x.mp4", "/e/y.jpg"])
+    {'/d/a/x.mp4': 'a__x.mp4', '/d/b/x.mp4': 'b__x.mp4', '/e/y.jpg': 'y.jpg'}
     """
-    if not paths:
-        return {}
-    absolute = [os.path.abspath(p) for p in paths]
-    base = os.path.dirname(absolute[0]) if len(set(absolute)) == 1 else os.path.commonpath(absolute)
-    if len(set(absolute)) > 1 and os.path.isfile(base):
-        base = os.path.dirname(base)
-    out, seen = {}, set()
-    for p, a in zip(paths, absolute, strict=True):
-        name = os.path.relpath(a, base).replace(os.sep, "__").replace("..", "_")
-        while name in seen:
-            name = "_" + name
-        seen.add(name)
-        out[p] = name
-    return out
+    parts = {p: Path(os.path.abspath(p)).parts[1:] or (p,) for p in dict.fromkeys(paths)}
+    depth = dict.fromkeys(parts, 1)
+    while True:
+        names = {p: "__".join(parts[p][-depth[p]:]) for p in parts}
+        clash = [p for p in parts if list(names.values()).count(names[p]) > 1 and depth[p] < len(parts[p])]
+        if not clash:
+            return names
+        for p in clash:
+            depth[p] += 1
 
 
 def summarise(reports, outputs: Mapping, out: Path) -> dict:
