@@ -19,6 +19,7 @@ one-frame sequence.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 
 import lightning as L
@@ -188,6 +189,7 @@ class MediaDataModule(L.LightningDataModule):
         self.spaces: dict = {}
         self.crops: np.ndarray | None = None
         self.window_length = 0
+        self.extract_seconds = float("nan")
 
     def options(self, image_size: int) -> FaceOptions:
         return FaceOptions(
@@ -222,8 +224,10 @@ class MediaDataModule(L.LightningDataModule):
 
         detector = FaceDetector(device=device, min_face_size=self.min_face_size, batch_size=self.detect_batch_size)
         extractor = FaceExtractor(detector, self.options(image_size))
+        start = time.perf_counter()
         with tqdm(desc="affect predict: faces", unit="frame", disable=not self.progress) as bar:
             table = extractor.run(self.inputs, progress=bar.update)
+        self.extract_seconds = time.perf_counter() - start
         size = image_size
         self.crops = np.stack(table.crops) if table.crops else np.zeros((0, size, size, 3), np.uint8)
         self._crop_of = np.array([r["crop"] for r in table.rows], np.int64)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -65,6 +66,7 @@ class MediaPredictionWriter(BasePredictionWriter):
     def on_predict_start(self, trainer, pl_module) -> None:
         self._parts = {}
         self.summary = None
+        self._start = time.perf_counter()
 
     def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx=0):
         if "row" not in batch:
@@ -92,6 +94,10 @@ class MediaPredictionWriter(BasePredictionWriter):
             raise TypeError(f"MediaPredictionWriter works with MediaDataModule; got {type(dm).__name__}")
         out = Path(self.output_dir or Path(trainer.default_root_dir) / "predictions")
         self.summary = self.write(out, table, dm.spaces, dm.crops)
+        # seconds spent: faces (decode + detect + align + track, in setup) and model + writing
+        self.summary["timing"] = {"extract_s": getattr(dm, "extract_seconds", float("nan")),
+                                  "predict_write_s": time.perf_counter() - self._start}  # fmt: skip
+        (out / "summary.json").write_text(json.dumps(self.summary, indent=1, default=float))
         print(summary_line(self.summary), flush=True)
 
     def predictions_frame(self, table, spaces: Mapping) -> pd.DataFrame:
