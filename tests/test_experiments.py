@@ -30,7 +30,9 @@ from affect.models.backbones import VGGFACE_CONV_INDEX
 
 REPO = Path(__file__).resolve().parents[1]
 EXPERIMENTS = REPO / "experiments"
-PIECES = ("model", "data", "trainer")
+# pieces are composed by the rows; experiments/predict/ (``affect predict`` on media) is run by
+# tests/predict/test_cli_predict.py
+PIECES = ("model", "data", "trainer", "predict")
 CONFIGS = sorted(p for p in EXPERIMENTS.rglob("*.yaml") if p.relative_to(EXPERIMENTS).parts[0] not in PIECES)
 IMAGE = 32
 AUDIO = 32

@@ -1,0 +1,366 @@
+"""A user's photos and videos -> a table of faces (one row per face and frame) plus aligned crops.
+
+The face pipeline is the project's (paper Sec. IV, ``affect.data.face``): facenet-pytorch MTCNN
+(:class:`~affect.data.face.FaceDetector`, batched, on the model's device), the 5 MTCNN points,
+:func:`~affect.data.face.align_face`'s similarity warp onto the frontal template. This module adds
+what running on arbitrary media needs:
+
+- **inputs**: files, folders (recursive) and globs; images (any PIL mode) and videos (PyAV, any
+  container FFmpeg reads; timestamps are the decoded frames' presentation times, so variable frame
+  rates give real times); ``frame_stride`` keeps every k-th frame;
+- **bad input is a counted, named status, never a crash**: ``not_found``, ``empty`` (0 bytes),
+  ``unreadable``, ``truncated`` (a video whose decoding fails after some frames: the decoded frames
+  are kept), ``too_small`` (a side below MTCNN's minimum face size, which crashes facenet's
+  ``torch.cat``), ``no_face``; huge images are detected on a downscaled copy (``detect_max_side``)
+  and aligned on the full-resolution image (``downscaled`` in the input's detail);
+- **faces linked across frames** into tracks (``face_id``) by box overlap (:mod:`affect.predict.tracks`);
+  optionally detection only every ``detect_every``-th frame with the tracked faces' boxes and points
+  carried in between (py-feat's ``skip_frames``), and a minimum face size relative to the frame
+  (``min_face_fraction``: fewer MTCNN pyramid levels);
+- **frames without a face** are rows with ``face_detected = 0`` (never silently missing).
+"""
+
+from __future__ import annotations
+
+import glob
+import math
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from affect.data.face import CorruptInputError, Face, FaceDetector, align_face, load_image, select_faces
+from affect.data.face.pipeline import VIDEO_SUFFIXES
+from affect.predict.tracks import IoUTracker
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+#: Every status an input can end with (the summary counts each).
+STATUSES = ("ok", "no_face", "not_found", "empty", "unreadable", "truncated", "too_small")
+#: Names of MTCNN's 5 points, in its order (affect.data.face.template).
+#: A video decoding to fewer than this fraction of its declared frames is reported ``truncated``.
+TRUNCATED = 0.95
+POINT_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+
+
+def is_video(path: str | Path) -> bool:
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES
+
+
+def is_image(path: str | Path) -> bool:
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES
+
+
+def expand_inputs(inputs: str | list[str]) -> list[str]:
+    """Files, folders (recursive: every image / video inside, sorted) and globs -> a list of paths.
+
+    A path that does not exist and matches no glob is kept (it becomes a ``not_found`` row).
+
+    >>> expand_inputs(["/nonexistent/a.mp4"])
+    ['/nonexistent/a.mp4']
+    """
+    items = [inputs] if isinstance(inputs, str) else list(inputs)
+    out: list[str] = []
+    for item in items:
+        item = os.path.expandvars(os.path.expanduser(str(item)))
+        p = Path(item)
+        if p.is_dir():
+            out.extend(
+                str(f) for f in sorted(p.rglob("*")) if f.is_file() and (is_image(f) or is_video(f))
+            )
+        elif p.exists():
+            out.append(item)
+        elif any(c in item for c in "*?["):
+            out.extend(sorted(f for f in glob.glob(item, recursive=True) if Path(f).is_file()))
+        else:
+            out.append(item)
+    return list(dict.fromkeys(out))
+
+
+@dataclass
+class InputReport:
+    """What happened to one input: ``status`` (one of :data:`STATUSES`), frames read, faces found."""
+
+    input: str
+    kind: str  # "image" | "video" | "unknown"
+    status: str = "ok"
+    detail: str = ""
+    frames: int = 0
+    faces: int = 0
+    frames_without_face: int = 0
+    width: int = 0
+    height: int = 0
+    fps: float = float("nan")
+
+
+@dataclass
+class FaceTable:
+    """Rows (one per face and frame, or one per frame without a face) and the aligned crops.
+
+    ``rows`` is a list of dicts with the metadata columns of :data:`affect.predict.columns.META_COLUMNS`
+    plus ``crop`` (index into ``crops``, -1 for a frame without a face).
+    """
+
+    rows: list[dict] = field(default_factory=list)
+    crops: list[np.ndarray] = field(default_factory=list)
+    reports: list[InputReport] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class FaceOptions:
+    """Detection options (see the module docstring)."""
+
+    image_size: int = 96
+    select: str = "all"  # "all" | "largest" | "central"
+    min_face_size: int = 20
+    min_face_fraction: float = 0.0
+    detect_every: int = 1
+    frame_stride: int = 1
+    detect_max_side: int = 1920
+    batch_size: int = 16
+    iou_threshold: float = 0.3
+    max_gap: int = 10
+    max_image_pixels: int = 400_000_000
+
+
+def _read_image(path: str, max_pixels: int, max_side: int) -> tuple[np.ndarray, float, str]:
+    """RGB uint8 of an image; a JPEG larger than 4 x ``max_side`` is decoded at a reduced scale
+    (PIL ``draft``: bounded memory).
+
+    Returns ``(image, factor, detail)``: source pixels = decoded pixels x ``factor``; ``detail``
+    names a reduced decode.
+    """
+    from PIL import Image
+
+    Image.MAX_IMAGE_PIXELS = max_pixels  # larger: DecompressionBombError -> "unreadable" row
+    detail = ""
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            if max(w, h) > 4 * max_side and im.format == "JPEG":
+                im.draft("RGB", (w * 2 * max_side // max(w, h), h * 2 * max_side // max(w, h)))
+                detail = f"decoded at reduced scale {im.size[0]}x{im.size[1]} from {w}x{h}"
+                return np.asarray(im.convert("RGB")), w / im.size[0], detail
+    except Exception as e:  # noqa: BLE001 - PIL raises many types for bad files; named below
+        raise CorruptInputError(f"cannot decode image {path!r}: {type(e).__name__}: {e}") from e
+    # load_image: the project's shared reader (grey, palette, RGBA, CMYK -> RGB; 16-bit scaled)
+    return load_image(path), 1.0, detail
+
+
+def iter_video(path: str, stride: int) -> Iterator[tuple[int, float, np.ndarray, float]]:
+    """``(frame index, time s, RGB, fps)`` of every ``stride``-th decoded frame (PyAV).
+
+    Raises :class:`CorruptInputError` on a decode error (after yielding the frames decoded so far).
+    """
+    import av
+
+    try:
+        container = av.open(path)
+    except (av.error.FFmpegError, OSError) as e:
+        raise CorruptInputError(f"cannot open video {path!r}: {e}") from e
+    with container:
+        if not container.streams.video:
+            raise CorruptInputError(f"{path!r} has no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        rate = stream.average_rate or stream.guessed_rate
+        fps = float(rate) if rate else float("nan")
+        try:
+            for k, frame in enumerate(container.decode(stream)):
+                if k % stride:
+                    continue
+                t = frame.time if frame.time is not None else (k / fps if math.isfinite(fps) else float("nan"))
+                yield k, float(t), frame.to_ndarray(format="rgb24"), fps
+        except (av.error.FFmpegError, ValueError) as e:
+            raise CorruptInputError(f"decoding {path!r} failed: {e}") from e
+
+
+def declared_frames(path: str) -> int:
+    """The frame count the container declares, else its duration x frame rate (0 when unknown);
+    a video decoding to fewer frames was cut short (``truncated``)."""
+    import av
+
+    try:
+        with av.open(path) as container:
+            if not container.streams.video:
+                return 0
+            stream = container.streams.video[0]
+            if stream.frames:
+                return int(stream.frames)
+            rate = stream.average_rate or stream.guessed_rate
+            if container.duration and rate:
+                return round(container.duration / av.time_base * float(rate))
+            return 0
+    except (av.error.FFmpegError, OSError):
+        return 0
+
+
+class FaceExtractor:
+    """Runs detection + alignment + tracking over inputs and fills a :class:`FaceTable`."""
+
+    def __init__(self, detector: FaceDetector, options: FaceOptions) -> None:
+        if options.detect_every < 1 or options.frame_stride < 1:
+            raise ValueError(
+                f"detect_every and frame_stride must be >= 1; got {options.detect_every}, {options.frame_stride}"
+            )
+        self.detector = detector
+        self.opts = options
+
+    # ------------------------------------------------------------------ detection
+    def detect(self, frames: list[np.ndarray]) -> list[list[Face]]:
+        """MTCNN on frames of one size, on a downscaled copy when the long side exceeds
+        ``detect_max_side``; boxes and points are mapped back to the full-resolution frame."""
+        if not frames:
+            return []
+        h, w = frames[0].shape[:2]
+        scale = min(1.0, self.opts.detect_max_side / max(h, w))
+        if scale < 1.0:
+            import cv2
+
+            size = (max(1, round(w * scale)), max(1, round(h * scale)))
+            small = [cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames]
+        else:
+            small = frames
+        sh, sw = small[0].shape[:2]
+        min_face = max(self.opts.min_face_size, int(self.opts.min_face_fraction * min(sh, sw)))
+        if min(sh, sw) < min_face:
+            return [[] for _ in frames]
+        self.detector.mtcnn.min_face_size = min_face
+        found = self.detector.detect(small)
+        if scale < 1.0:
+            found = [
+                [Face(box=f.box / scale, score=f.score, points=f.points / scale) for f in faces] for faces in found
+            ]
+        return found
+
+    # ------------------------------------------------------------------ inputs
+    def run(self, inputs: list[str], progress: Callable[[int], None] | None = None) -> FaceTable:
+        table = FaceTable()
+        for path in inputs:
+            report = self._run_one(path, table, progress)
+            table.reports.append(report)
+        return table
+
+    def _run_one(self, path: str, table: FaceTable, progress) -> InputReport:
+        kind = "video" if is_video(path) else "image" if is_image(path) else "unknown"
+        report = InputReport(input=path, kind=kind)
+        p = Path(path)
+        if not p.is_file():
+            report.status, report.detail = "not_found", "no such file"
+            return report
+        if p.stat().st_size == 0:
+            report.status, report.detail = "empty", "zero-byte file"
+            return report
+        if kind == "unknown":
+            kind = report.kind = "image"  # let PIL decide (unknown suffix)
+        try:
+            if kind == "image":
+                self._image(path, table, report)
+                if progress:
+                    progress(1)
+            else:
+                self._video(path, table, report, progress)
+        except CorruptInputError as e:
+            if report.frames:
+                report.status, report.detail = "truncated", f"{report.frames} frames read; {e}"
+            else:
+                report.status, report.detail = "unreadable", str(e)
+            return report
+        if report.status == "ok" and report.frames and report.faces == 0:
+            report.status = "no_face"
+        return report
+
+    def _image(self, path: str, table: FaceTable, report: InputReport) -> None:
+        rgb, factor, detail = _read_image(path, self.opts.max_image_pixels, self.opts.detect_max_side)
+        report.height, report.width = (round(v * factor) for v in rgb.shape[:2])
+        report.frames = 1
+        if min(rgb.shape[:2]) < self.opts.min_face_size:
+            report.status = "too_small"
+            report.detail = f"{report.width}x{report.height} is smaller than the minimum face size {self.opts.min_face_size}"
+            report.frames_without_face = 1
+            table.rows.append(_row(path, "image", 0, float("nan"), None, -1, False, -1))
+            return
+        if max(rgb.shape[:2]) > self.opts.detect_max_side:
+            detail = detail or f"detected on a copy downscaled to {self.opts.detect_max_side} px"
+        report.detail = detail
+        faces = select_faces(self.detect([rgb])[0], self.opts.select, rgb.shape)
+        faces = sorted(faces, key=lambda f: -f.area)
+        self._emit(path, "image", 0, float("nan"), rgb, faces, list(range(len(faces))), False, table, report, factor)
+
+    def _video(self, path: str, table: FaceTable, report: InputReport, progress) -> None:
+        tracker = IoUTracker(self.opts.iou_threshold, self.opts.max_gap * self.opts.frame_stride)
+        pending: list[tuple[int, float, np.ndarray]] = []
+        carried: list[Face] = []
+        n = 0
+
+        def flush() -> None:
+            nonlocal carried
+            if not pending:
+                return
+            if min(pending[0][2].shape[:2]) < self.opts.min_face_size:
+                for k, t, _ in pending:
+                    report.frames_without_face += 1
+                    table.rows.append(_row(path, "video", k, t, None, -1, False, -1))
+                report.status = "too_small"
+                report.detail = f"{report.width}x{report.height} frames are smaller than the minimum face size"
+                pending.clear()
+                return
+            # detect on every detect_every-th processed frame; carry the tracked faces in between
+            todo = [i for i, _ in enumerate(pending) if (n - len(pending) + i) % self.opts.detect_every == 0]
+            found = dict(zip(todo, self.detect([pending[i][2] for i in todo]), strict=True))
+            for i, (k, t, rgb) in enumerate(pending):
+                is_carried = i not in found
+                faces = carried if is_carried else select_faces(found[i], self.opts.select, rgb.shape)
+                ids = tracker.update(k, [f.box for f in faces])
+                if not is_carried:
+                    carried = faces
+                self._emit(path, "video", k, t, rgb, faces, ids, is_carried, table, report)
+            if progress:
+                progress(len(pending))
+            pending.clear()
+
+        last = -1
+        for k, t, rgb, fps in iter_video(path, self.opts.frame_stride):
+            last = k
+            report.fps = fps
+            report.height, report.width = rgb.shape[:2]
+            report.frames += 1
+            n += 1
+            pending.append((k, t, rgb))
+            if len(pending) >= self.opts.batch_size:
+                flush()
+        flush()
+        if report.frames == 0:
+            raise CorruptInputError(f"video {path!r} decoded to no frames")
+        declared, decoded = declared_frames(path), last + self.opts.frame_stride  # frames up to the next kept one
+        if declared and decoded < TRUNCATED * declared:
+            report.status = "truncated"
+            report.detail = f"decoded {decoded} of the {declared} frames the container declares"
+
+    def _emit(self, path, kind, frame, time, rgb, faces, ids, is_carried, table: FaceTable, report, factor=1.0) -> None:
+        """Align and record the faces of one frame (``factor``: decoded -> source pixel scale)."""
+        if not faces:
+            report.frames_without_face += 1
+            table.rows.append(_row(path, kind, frame, time, None, -1, False, -1))
+            return
+        for face, fid in zip(faces, ids, strict=True):
+            crop, _, _ = align_face(rgb, points5=face.points, size=self.opts.image_size)
+            source = face if factor == 1.0 else Face(face.box * factor, face.score, face.points * factor)
+            table.rows.append(_row(path, kind, frame, time, source, fid, is_carried, len(table.crops)))
+            table.crops.append(crop)
+            report.faces += 1
+
+
+def _row(path: str, kind: str, frame: int, time: float, face: Face | None, face_id: int, carried: bool, crop: int) -> dict:
+    row = {"input": path, "kind": kind, "frame": int(frame), "time_s": float(time), "face_detected": int(face is not None),
+           "face_id": int(face_id), "carried": int(carried), "crop": int(crop)}  # fmt: skip
+    if face is None:
+        row.update({k: float("nan") for k in ("box_x", "box_y", "box_w", "box_h", "score")})
+        row.update({f"{n}_{a}": float("nan") for n in POINT_NAMES for a in "xy"})
+        return row
+    x1, y1, x2, y2 = (float(v) for v in face.box)
+    row.update(box_x=x1, box_y=y1, box_w=x2 - x1, box_h=y2 - y1, score=float(face.score))
+    for name, (px, py) in zip(POINT_NAMES, face.points, strict=True):
+        row[f"{name}_x"], row[f"{name}_y"] = float(px), float(py)
+    return row

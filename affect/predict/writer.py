@@ -1,0 +1,252 @@
+"""``MediaPredictionWriter``: a Lightning ``BasePredictionWriter`` that turns ``predict_step`` outputs
+on a :class:`~affect.predict.datamodule.MediaDataModule` into tables, plots and an annotated video.
+
+Per batch it keeps the model's outputs (``va`` [N, 2] / [B, T, 2], softmax ``expr`` [N, 7], sigmoid
+``au`` [N, A], compound ``probs`` / ``scores``) by the batch's ``row`` key (the face's row in the
+datamodule's table; padding -1). At the end of prediction it writes into ``output_dir``:
+
+- ``predictions.csv``: every input's rows (the columns are :func:`affect.predict.columns.output_columns`);
+- ``csv/<input>.csv``: the same, one file per input;
+- ``inputs.csv`` and ``summary.json``: one row per input with its status (``ok``, ``no_face``,
+  ``not_found``, ``empty``, ``unreadable``, ``truncated``, ``too_small``), frames, faces, frames
+  without a face, and the counts;
+- ``plots/<input>_timeline.png`` per video and ``plots/contact_sheet.png`` for the images
+  (:mod:`affect.predict.plots`); ``videos/<input>_annotated.mp4`` with ``annotate_video``;
+
+and prints a one-line summary (inputs, frames, faces, frames without a face, bad inputs by name,
+output paths).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from lightning.pytorch.callbacks import BasePredictionWriter
+
+from affect.labels import EXPR_CLASSES
+from affect.predict.columns import au_columns, compound_columns, output_columns
+
+__all__ = ["MediaPredictionWriter", "summary_line"]
+
+
+class MediaPredictionWriter(BasePredictionWriter):
+    """Writes per-face CSVs, plots and (optionally) annotated videos (see the module docstring).
+
+    Args:
+        output_dir: where to write (``None``: ``<trainer.default_root_dir>/predictions``).
+        plots: write the timeline / contact-sheet PNGs.
+        annotate_video: write an annotated MP4 per video input (boxes, top expression, a VA dot).
+        contact_sheet_max: faces shown on the image contact sheet.
+    """
+
+    def __init__(
+        self,
+        output_dir: str | None = None,
+        plots: bool = True,
+        annotate_video: bool = False,
+        contact_sheet_max: int = 48,
+    ) -> None:
+        super().__init__(write_interval="batch")
+        self.output_dir = output_dir
+        self.plots = plots
+        self.annotate_video = annotate_video
+        self.contact_sheet_max = contact_sheet_max
+        self._parts: dict[str, list[np.ndarray]] = {}
+        self.summary: dict | None = None
+        self.frame: pd.DataFrame | None = None
+
+    # ------------------------------------------------------------------ collecting
+    def on_predict_start(self, trainer, pl_module) -> None:
+        self._parts = {}
+        self.summary = None
+        self._start = time.perf_counter()
+
+    def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx=0):
+        if "row" not in batch:
+            raise KeyError(
+                f"MediaPredictionWriter needs the batch's 'row' key (a MediaDataModule batch); batch keys {sorted(batch)}"
+            )
+        rows = batch["row"].detach().cpu()
+        keep = rows >= 0
+        self._add("row", rows[keep])
+        for key in ("va", "expr", "au", "probs", "scores"):
+            value = prediction.get(key) if isinstance(prediction, Mapping) else None
+            if isinstance(value, torch.Tensor) and value.shape[: rows.ndim] == rows.shape:
+                self._add(key, value.detach().float().cpu()[keep])
+
+    def _add(self, key: str, value: torch.Tensor) -> None:
+        self._parts.setdefault(key, []).append(value.numpy())
+
+    # ------------------------------------------------------------------ writing
+    def on_predict_end(self, trainer, pl_module) -> None:
+        if not trainer.is_global_zero:
+            return
+        dm = trainer.datamodule
+        table = getattr(dm, "table", None)
+        if table is None:
+            raise TypeError(f"MediaPredictionWriter works with MediaDataModule; got {type(dm).__name__}")
+        out = Path(self.output_dir or Path(trainer.default_root_dir) / "predictions")
+        self.summary = self.write(out, table, dm.spaces, dm.crops)
+        # seconds spent: faces (decode + detect + align + track, in setup) and model + writing
+        self.summary["timing"] = {"extract_s": getattr(dm, "extract_seconds", float("nan")),
+                                  "predict_write_s": time.perf_counter() - self._start}  # fmt: skip
+        (out / "summary.json").write_text(json.dumps(self.summary, indent=1, default=float))
+        print(summary_line(self.summary), flush=True)
+
+    def predictions_frame(self, table, spaces: Mapping) -> pd.DataFrame:
+        """The output table: the datamodule's rows with the model's predictions filled in."""
+        frame = pd.DataFrame(table.rows)
+        n = len(frame)
+        parts = {k: np.concatenate(v) for k, v in self._parts.items() if v}
+        rows = parts.get("row", np.zeros(0, np.int64)).astype(np.int64)
+        cols: dict[str, np.ndarray] = {}
+        if "va" in parts:
+            for j, name in enumerate(("valence", "arousal")):
+                cols[name] = _scatter(n, rows, parts["va"][:, j])
+        if "expr" in parts:
+            classes = list(spaces.get("expr_classes") or EXPR_CLASSES)
+            for j, name in enumerate(classes):
+                cols[name] = _scatter(n, rows, parts["expr"][:, j])
+            label = np.full(n, "", dtype=object)
+            label[rows] = [classes[i] for i in parts["expr"].argmax(1)]
+            cols["expression"] = label
+        if "au" in parts:
+            names = au_columns(spaces.get("au_set") or [])
+            if len(names) != parts["au"].shape[1]:
+                raise ValueError(f"the model gives {parts['au'].shape[1]} AU probabilities; its au_set names {names}")
+            for j, name in enumerate(names):
+                cols[name] = _scatter(n, rows, parts["au"][:, j])
+        comp = parts.get("probs", parts.get("scores"))
+        if comp is not None and comp.ndim == 2:
+            names = list(spaces.get("compound_classes") or [f"class_{i}" for i in range(comp.shape[1])])
+            for j, name in enumerate(compound_columns(names)):
+                cols[name] = _scatter(n, rows, comp[:, j])
+            label = np.full(n, "", dtype=object)
+            label[rows] = [names[i] for i in comp.argmax(1)]
+            cols["compound"] = label
+        frame = pd.concat([frame, pd.DataFrame(cols, index=frame.index)], axis=1)
+        return frame[[c for c in output_columns(frame.columns)]]
+
+    def write(self, out: Path, table, spaces: Mapping, crops: np.ndarray | None) -> dict:
+        out.mkdir(parents=True, exist_ok=True)
+        frame = self.predictions_frame(table, spaces)
+        self.frame = frame
+        combined = out / "predictions.csv"
+        frame.to_csv(combined, index=False, float_format="%.6g")
+        names = safe_names([r.input for r in table.reports])
+        per_input = out / "csv"
+        per_input.mkdir(exist_ok=True)
+        outputs: dict[str, list[str]] = {"predictions": [str(combined)], "csv": [], "plots": [], "videos": []}
+        groups = dict(tuple(frame.groupby("input", sort=False))) if len(frame) else {}
+        for report in table.reports:
+            rows = groups.get(report.input)
+            if rows is None:
+                continue
+            path = per_input / f"{names[report.input]}.csv"
+            rows.to_csv(path, index=False, float_format="%.6g")
+            outputs["csv"].append(str(path))
+        if self.plots and len(frame):
+            outputs["plots"] = self._plots(out / "plots", frame, table, names, spaces, crops)
+        if self.annotate_video:
+            from affect.predict.annotate import annotate_video
+
+            for report in table.reports:
+                rows = groups.get(report.input)
+                if report.kind == "video" and rows is not None and report.frames:
+                    dest = out / "videos" / f"{names[report.input]}_annotated.mp4"
+                    outputs["videos"].append(str(annotate_video(report.input, rows, dest)))
+        inputs = pd.DataFrame([vars(r) for r in table.reports])
+        inputs.to_csv(out / "inputs.csv", index=False)
+        summary = summarise(table.reports, outputs, out)
+        (out / "summary.json").write_text(json.dumps(summary, indent=1, default=float))
+        return summary
+
+    def _plots(self, folder: Path, frame: pd.DataFrame, table, names, spaces, crops) -> list[str]:
+        from affect.predict.plots import contact_sheet_figure, timeline_figure
+
+        folder.mkdir(parents=True, exist_ok=True)
+        written = []
+        for report in table.reports:
+            if report.kind == "video" and report.faces:
+                fig = timeline_figure(frame[frame["input"] == report.input], spaces, title=report.input)
+                path = folder / f"{names[report.input]}_timeline.png"
+                fig.savefig(path, dpi=100, bbox_inches="tight")
+                written.append(str(path))
+        with_crop = frame.assign(crop=[r["crop"] for r in table.rows])
+        images = with_crop[(with_crop["kind"] == "image") & (with_crop["face_detected"] == 1)]
+        if len(images) and crops is not None:
+            fig = contact_sheet_figure(images.head(self.contact_sheet_max), crops, spaces)
+            path = folder / "contact_sheet.png"
+            fig.savefig(path, dpi=100, bbox_inches="tight")
+            written.append(str(path))
+        return written
+
+
+def _scatter(n: int, rows: np.ndarray, values: np.ndarray) -> np.ndarray:
+    out = np.full(n, np.nan, np.float64)
+    out[rows] = values
+    return out
+
+
+def safe_names(paths: list[str]) -> dict[str, str]:
+    """A file-name-safe, unique name per input: its file name, with as many parent folders as make it
+    unique (``/`` -> ``__``).
+
+    >>> safe_names(["/d/a/x.mp4", "/d/b/x.mp4", "/e/y.jpg"])
+    {'/d/a/x.mp4': 'a__x.mp4', '/d/b/x.mp4': 'b__x.mp4', '/e/y.jpg': 'y.jpg'}
+    """
+    parts = {p: Path(os.path.abspath(p)).parts[1:] or (p,) for p in dict.fromkeys(paths)}
+    depth = dict.fromkeys(parts, 1)
+    while True:
+        names = {p: "__".join(parts[p][-depth[p]:]) for p in parts}
+        clash = [p for p in parts if list(names.values()).count(names[p]) > 1 and depth[p] < len(parts[p])]
+        if not clash:
+            return names
+        for p in clash:
+            depth[p] += 1
+
+
+def summarise(reports, outputs: Mapping, out: Path) -> dict:
+    """Counts over the inputs and the bad inputs by status and name."""
+    bad = {}
+    for r in reports:
+        if r.status != "ok":
+            bad.setdefault(r.status, []).append({"input": r.input, "detail": r.detail})
+    return {
+        "inputs": len(reports),
+        "images": sum(r.kind == "image" for r in reports),
+        "videos": sum(r.kind == "video" for r in reports),
+        "frames": sum(r.frames for r in reports),
+        "faces": sum(r.faces for r in reports),
+        "frames_without_face": sum(r.frames_without_face for r in reports),
+        "status_counts": {s: sum(r.status == s for r in reports) for s in sorted({r.status for r in reports})},
+        "bad_inputs": bad,
+        "output_dir": str(out),
+        "outputs": dict(outputs),
+    }
+
+
+def summary_line(summary: Mapping) -> str:
+    """One line: inputs, frames, faces, frames without a face, bad inputs named, outputs.
+
+    >>> summary_line({"inputs": 2, "images": 1, "videos": 1, "frames": 11, "faces": 9, "frames_without_face": 2,
+    ...     "bad_inputs": {"empty": [{"input": "a.mp4", "detail": ""}]}, "output_dir": "out"})
+    'affect predict: 2 inputs (1 images, 1 videos), 11 frames, 9 faces, 2 frames without a face; empty: a.mp4; wrote out/predictions.csv, out/csv/, out/plots/'
+    """
+    bad = "".join(
+        f"; {status}: {', '.join(Path(b['input']).name for b in items)}"
+        for status, items in sorted(summary.get("bad_inputs", {}).items())
+    )
+    out = summary["output_dir"]
+    return (
+        f"affect predict: {summary['inputs']} inputs ({summary['images']} images, {summary['videos']} videos), "
+        f"{summary['frames']} frames, {summary['faces']} faces, {summary['frames_without_face']} frames without a face"
+        f"{bad}; wrote {out}/predictions.csv, {out}/csv/, {out}/plots/"
+    )
