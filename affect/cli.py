@@ -129,11 +129,12 @@ class AffectCLI(LightningCLI):
     """LightningCLI with the package's argument links, run callbacks and end-of-run summary."""
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        from affect.models.callbacks import EvaluationFigures
+        from affect.models.callbacks import EvaluationFigures, SequenceMedianEvaluation
 
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults({"checkpoint.filename": "best", "checkpoint.save_last": True})
         parser.add_lightning_class_args(EvaluationFigures, "figures")
+        parser.add_lightning_class_args(SequenceMedianEvaluation, "sequence_medians")
         parser.link_arguments("data", "model.init_args.image_size", compute_fn=data_image_size, apply_on="instantiate")
 
     def _parse_ckpt_path(self) -> None:
@@ -157,13 +158,6 @@ class AffectCLI(LightningCLI):
         init = data.get("init_args") if data is not None else None
         if size and init is not None and "image_size" in init:
             init["image_size"] = int(size)
-
-    def instantiate_trainer(self, **kwargs):
-        from affect.models.callbacks import SequenceMedianEvaluation
-
-        extra = list(kwargs.pop("callbacks", None) or [])
-        extra.append(SequenceMedianEvaluation())
-        return super().instantiate_trainer(callbacks=extra, **kwargs)
 
     def _print_summary(self) -> None:
         from affect.tracking import run_summary

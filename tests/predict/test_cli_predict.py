@@ -49,7 +49,7 @@ def train(kind: str, data: Path, work: Path) -> Path:
     path = work / f"{kind}.yaml"
     path.write_text(yaml.safe_dump(cfg))
     affect.cli.main(["fit", "--config", str(path)])
-    (ckpt,) = (work / kind).rglob("*.ckpt")
+    (ckpt,) = (work / kind).rglob("last.ckpt")
     return ckpt
 
 
