@@ -11,6 +11,8 @@
 3. Evaluates the best checkpoint of each on the validation sets and prints the table (CCC-V,
    CCC-A, EXPR F1 / Acc / E_total, AU F1 / AFA), writes it to ``results.md``, and says where the
    plots, the W&B offline runs and the checkpoints are.
+4. Analyses one procedural video with the coupled model through ``affect predict`` (per-frame CSV,
+   timeline plot).
 
     python -m affect.demo [--out demo_out] [--epochs 6]
 """
@@ -28,7 +30,7 @@ import yaml
 
 CONFIG = Path(__file__).resolve().parents[1] / "experiments" / "demo" / "facebehaviornet.yaml"
 DEMO_CORPORA = {
-    "affwild2": {"n_videos": 12, "n_frames": 150, "size": 64},
+    "affwild2": {"n_videos": 12, "n_frames": 150, "size": 64, "with_videos": True},
     "affectnet": {"n_per_split": 700, "size": 64},
     "rafdb": {"n_train": 900, "n_test": 100, "subsets": ("basic",)},
     "bp4d": {"subjects": ("F001", "M007", "F018", "F008", "M011", "F003", "F007", "F015"),
@@ -98,12 +100,13 @@ def train_and_validate(name: str, loss_options: dict, out: Path, epochs: int) ->
     trainer.validate(cli.model, datamodule=cli.datamodule, ckpt_path=best, verbose=False)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
     metrics["minutes"] = minutes
+    metrics["checkpoint"] = best
     for logger in trainer.loggers:  # close the W&B run, so the next run gets its own
         if hasattr(logger, "experiment") and type(logger).__name__ == "WandbLogger":
             import wandb
 
             wandb.finish()
-    (run_dir / "val_metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
+    (run_dir / "val_metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True, default=str))
     print(f"{name}: trained {epochs} epochs in {minutes:.1f} min; best checkpoint {best}")
     return metrics
 
@@ -112,7 +115,7 @@ def table(results: dict[str, dict[str, float]]) -> str:
     head = "| run | " + " | ".join(c for c, _ in COLUMNS) + " |"
     rule = "|---|" + "---:|" * len(COLUMNS)
     rows = [
-        f"| {name} | " + " | ".join(f"{m.get(key, float('nan')):.3f}" for _, key in COLUMNS) + " |"
+        f"| {name} | " + " | ".join(f"{float(m.get(key, float('nan'))):.3f}" for _, key in COLUMNS) + " |"
         for name, m in results.items()
     ]
     chance = "| chance | 0.000 | 0.000 | ~0.14 | ~0.14 | ~0.14 | - | - | - |"
@@ -145,7 +148,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: metrics {run_dir}/csv/version_*/metrics.csv; plots {media[-1] if media else '-'}; "
               f"W&B offline run {wandb_runs[-1] if wandb_runs else '-'} (wandb sync to upload); "
               f"checkpoints {run_dir}/csv/version_*/checkpoints")
+    analyse_video(results["coupled"]["checkpoint"], data, out)
     return 0
+
+
+def analyse_video(checkpoint: str, data: Path, out: Path) -> dict:
+    """Step 4: ``affect predict`` with the coupled model on one procedural Aff-Wild2 video (its raw
+    mp4: MTCNN + alignment + tracks, as on a user's video); says where the CSV and plots are."""
+    from affect.predict import run_predict
+
+    video = sorted((data / "Aff-Wild2" / "videos").glob("*.mp4"))[0]
+    summary = run_predict(checkpoint, video, out / "predict", extra_args=["--trainer.accelerator", "cpu"])
+    print(f"\naffect predict on {video.name}: per-frame CSV {out / 'predict' / 'predictions' / 'predictions.csv'}, "
+          f"plots {out / 'predict' / 'predictions' / 'plots'}")
+    return summary
 
 
 if __name__ == "__main__":
