@@ -34,7 +34,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from lightning.pytorch import LightningDataModule, LightningModule
+from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
@@ -158,6 +158,12 @@ class AffectCLI(LightningCLI):
         init = data.get("init_args") if data is not None else None
         if size and init is not None and "image_size" in init:
             init["image_size"] = int(size)
+
+    def _instantiate_trainer(self, config: dict, callbacks: list) -> Trainer:
+        """``--trainer.enable_checkpointing false`` drops the ``checkpoint`` callback instead of failing."""
+        if config.get("enable_checkpointing") is False:
+            callbacks = [cb for cb in callbacks if not isinstance(cb, ModelCheckpoint)]
+        return super()._instantiate_trainer(config, callbacks)
 
     def _print_summary(self) -> None:
         from affect.tracking import run_summary

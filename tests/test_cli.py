@@ -131,7 +131,7 @@ def test_ddp_validation_metrics_equal_one_process(tmp_path):
                      "--trainer.strategy", "ddp", "--trainer.max_epochs", "1",
                      "--trainer.default_root_dir", str(tmp_path / "ddp"), cwd=tmp_path, timeout=240)  # fmt: skip
     assert fit.returncode == 0, fit.stderr[-3000:]
-    (ckpt,) = (tmp_path / "ddp").glob("lightning_logs/version_0/checkpoints/*.ckpt")
+    (ckpt,) = (tmp_path / "ddp").glob("lightning_logs/version_0/checkpoints/last.ckpt")
     assert (tmp_path / "ddp" / "lightning_logs" / "version_0" / "config.yaml").is_file()
     one = affect_cmd("validate", "--config", str(cfg), "--trainer.accelerator", "cpu", "--trainer.devices", "1",
                      "--ckpt_path", str(ckpt), "--trainer.default_root_dir", str(tmp_path / "one"), cwd=tmp_path)  # fmt: skip

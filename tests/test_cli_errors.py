@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 CONFIG = """\
 model:
   class_path: affect.models.mt_vgg.MTVGGModule
-  init_args: {backbone: test_resnet, hidden: 16, image_size: 32}
+  init_args: {backbone: test_resnet, hidden: 16}
 data:
   class_path: affect.data.corpora.fer2013.Fer2013DataModule
   init_args: {root: "${AFFECT_DATA}/fer2013", val_fraction: 0.25, batch_size: 4, image_size: 32}
@@ -105,10 +105,13 @@ def test_text_file_as_checkpoint(cfg, tmp_path, data_root):
 
 
 @pytest.mark.slow  # a real `python -m affect` subprocess each
-def test_model_and_data_image_sizes_differ(cfg, tmp_path, data_root):
+def test_model_follows_the_data_image_size(cfg, tmp_path, data_root):
+    """The model's image_size is linked to the data's (stated once), so the CLI cannot build a model
+    for other images than the data delivers (the mismatch error of Python callers is tested in
+    tests/data); the run at 48x48 goes through."""
     out = run_affect("fit", "--config", str(cfg), "--data.init_args.image_size=48", "--trainer.fast_dev_run=true",
                      cwd=tmp_path, env={"AFFECT_DATA": str(data_root)})
-    assert_one_line(out, "model.init_args.image_size", "data.init_args.image_size", "32x32", "48x48")
+    assert out.returncode == 0, out.stderr[-2000:]
 
 
 @pytest.mark.slow  # a real `python -m affect` subprocess each

@@ -44,7 +44,7 @@ def test_two_node_torchrun_fit_metrics_equal_one_process_validate(tmp_path):
     for r, (p, log) in enumerate(zip(nodes, logs, strict=True)):
         assert p.returncode == 0, f"node {r}:\n{log[-3000:]}"
     assert "MEMBER: 2/2" in "".join(logs)  # Lightning saw a world of 2 (one process on each node)
-    (ckpt,) = (tmp_path / "2node").glob("lightning_logs/version_0/checkpoints/*.ckpt")
+    (ckpt,) = (tmp_path / "2node").glob("lightning_logs/version_0/checkpoints/last.ckpt")
     one = affect_cmd("validate", "--config", str(cfg), "--trainer.accelerator", "cpu", "--trainer.devices", "1",
                      "--ckpt_path", str(ckpt), "--trainer.default_root_dir", str(tmp_path / "one"), cwd=tmp_path)  # fmt: skip
     assert one.returncode == 0, one.stderr[-3000:]

@@ -183,12 +183,17 @@ class MultiTaskModule(L.LightningModule):
 
     # ------------------------------------------------------------------ forward
     def forward(self, *inputs: Tensor | None) -> dict[str, Tensor]:
-        """The network on prepared inputs (see :func:`~affect.models.batching.network_inputs`)."""
-        return self.net(*inputs)
+        """The network on batch tensors given in the order of its ``input_keys`` (uint8 images as they
+        come from a loader: ``module(images)``, ``module(images, landmarks, landmarks_mask)``)."""
+        keys = getattr(self.net, "input_keys", ("image",))
+        if len(inputs) > len(keys):
+            raise TypeError(f"{type(self.net).__name__} takes {list(keys)}, got {len(inputs)} inputs")
+        return self.forward_batch(dict(zip(keys, inputs, strict=False)))
 
     def forward_batch(self, batch: Mapping) -> dict[str, Tensor]:
-        """The network's outputs for a batch: the keys the network declares in ``input_keys``."""
-        return self(*network_inputs(self.net, batch))
+        """The network's outputs for a batch: the keys the network declares in ``input_keys``
+        (:func:`~affect.models.batching.network_inputs` normalises images on the device)."""
+        return self.net(*network_inputs(self.net, batch))
 
     def prepare_batch(self, batch: Mapping) -> dict:
         """One batch (domain batches concatenated, Fig. 4) with AU targets on the model's AU set."""

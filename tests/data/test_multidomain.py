@@ -255,3 +255,16 @@ def test_domain_labels_masks_sequence_batches():
     assert (out["expr"] == 4).all() and not out["va_mask"].any() and not out["au_mask"].any()
     assert (out["va"] == 0).all() and (out["au"] == 0).all()
     assert seq["va_mask"].all()  # the input batch is not modified in place
+
+
+def test_python_callers_get_one_line_for_a_model_of_another_image_size():
+    """Outside the CLI (no link) a model built for other images than the data delivers is a ConfigError
+    naming both keys, not a shape error deep in the network."""
+    from affect.data.datamodule import check_image_size
+    from affect.errors import ConfigError
+    from affect.models.mt_vgg import MTVGGModule
+
+    model = MTVGGModule(backbone="test_resnet", hidden=8, image_size=32)
+    check_image_size(model, 32)
+    with pytest.raises(ConfigError, match=r"32x32 images \(model.init_args.image_size\).*48x48 \(data.init_args.image_size\)"):
+        check_image_size(model, 48)

@@ -37,106 +37,32 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Literal, NamedTuple
+from typing import Literal
 
 import lightning as L
 import torch
 from torch import Tensor, nn
 
 from affect.data.batches import ID_KEYS, TASKS
-from affect.labels import AU_SET, EXPR_CLASSES, RAFDB_COMPOUND_CLASSES
+from affect.labels import AU_SET, RAFDB_COMPOUND_CLASSES
 from affect.losses import expr_ce_loss
 from affect.metrics import ExprMetrics
 from affect.models.batching import NORMALISATION, normalise_images
-from affect.models.compound.zero_shot import compound_au_table, compound_scores
+from affect.models.compound.torch_model import (
+    CompoundHead,
+    check_checkpoint_image_size,
+    load_facebehaviornet,
+)
+from affect.models.compound.zero_shot import compound_au_table, compound_scores, resolve_compound_classes
 from affect.models.facebehaviornet.torch_model import FaceBehaviorNet
-from affect.models.weights import WeightsFileError, load_weights, read_weights, state_dict_of
-from affect.relatedness import CompoundClass, load_compound_classes, load_relatedness
 from affect.tracking import confusion_matrix_figure, log_figure
 
-__all__ = [
-    "COMPOUND_METRICS",
-    "CompoundFineTune",
-    "CompoundHead",
-    "ZeroShotCompound",
-    "load_facebehaviornet",
-    "resolve_compound_classes",
-]
+__all__ = ["COMPOUND_METRICS", "CompoundFineTune", "ZeroShotCompound"]
 
 log = logging.getLogger(__name__)
 
 #: The scalars logged as ``{stage}/compound/{name}`` (Table VI: Diag. for RAF-DB, F1 and UAR for EmotioNet).
 COMPOUND_METRICS: tuple[str, ...] = ("diag", "f1", "uar", "acc")
-
-
-def resolve_compound_classes(
-    names: Sequence[str] | None = None, path: str | None = None
-) -> list[CompoundClass]:
-    """Eq. 10 class definitions for ``names`` (default RAF-DB's 11), in that order.
-
-    Names in the compound table (``compound_du2014``, or the JSON file ``path``) come from it; a
-    basic emotion name outside it (EmotioNet's basic classes) is built from the prototypical AUs of
-    Table V (``du2014``) with components ``(emotion, emotion)``; Happiness has positive valence.
-    Anything else is an error naming the known classes.
-    """
-    names = list(RAFDB_COMPOUND_CLASSES if names is None else names)
-    if not names:
-        raise ValueError("classes must name at least one compound class")
-    if len(set(names)) != len(names):
-        raise ValueError(f"classes must not repeat a name, found {names}")
-    table = {c.name: c for c in load_compound_classes(None, path)}
-    relatedness = load_relatedness("du2014")
-    out: list[CompoundClass] = []
-    for name in names:
-        if name in table:
-            out.append(table[name])
-        elif name in EXPR_CLASSES and relatedness.prototypical.get(name):
-            aus = tuple(relatedness.prototypical[name])
-            out.append(CompoundClass(name, aus, (name, name), name == "Happiness"))
-        else:
-            basic = [e for e in EXPR_CLASSES if relatedness.prototypical.get(e)]
-            raise ValueError(
-                f"unknown compound class {name!r}: expected one of the compound table's classes "
-                f"{sorted(table)} or a basic emotion {basic}"
-            )
-    return out
-
-
-class TrainedFaceBehaviorNet(NamedTuple):
-    """A FaceBehaviorNet network read from a :class:`FaceBehaviorNetModule` checkpoint."""
-
-    net: FaceBehaviorNet
-    tasks: tuple[str, ...]
-    au_set: tuple[int, ...]
-    arch: dict
-
-
-def load_facebehaviornet(checkpoint: str, *, trusted: bool = False) -> TrainedFaceBehaviorNet:
-    """The network of a :class:`FaceBehaviorNetModule` checkpoint, rebuilt from its saved architecture
-    (``hyper_parameters``: backbone, hidden, dropout, image_size; ``affect``: tasks, AU set) and
-    loaded through the one safe reader (:func:`affect.models.weights.read_weights`, no unpickling)."""
-    ckpt = read_weights(checkpoint, trusted=trusted, key="FaceBehaviorNet checkpoint")
-    hp = ckpt.get("hyper_parameters") if isinstance(ckpt, Mapping) else None
-    spaces = ckpt.get("affect") if isinstance(ckpt, Mapping) else None
-    if not isinstance(hp, Mapping) or not isinstance(spaces, Mapping):
-        raise WeightsFileError(
-            f"{checkpoint}: not a FaceBehaviorNetModule checkpoint (no 'hyper_parameters' / 'affect' entries)"
-        )
-    arch = {"backbone": hp.get("backbone", "vgg16"), "hidden": int(hp.get("hidden", 4096)),
-            "dropout": float(hp.get("dropout", 0.5)), "image_size": int(spaces["image_size"])}  # fmt: skip
-    au_set = tuple(int(a) for a in spaces["au_set"])
-    net = FaceBehaviorNet(num_aus=len(au_set), **arch)
-    load_weights(net, state_dict_of(ckpt, checkpoint), strict=True, key="FaceBehaviorNet checkpoint")
-    return TrainedFaceBehaviorNet(net, tuple(spaces["tasks"]), au_set, arch)
-
-
-def _check_data_image_size(data_size: int | None, net_size: int, checkpoint: str) -> None:
-    """The data's image size (linked by the CLI) must be the one the checkpoint's network was built for."""
-    if data_size is not None and int(data_size) != int(net_size):
-        raise ValueError(
-            f"{checkpoint} holds a network built for {net_size}x{net_size} images but the data delivers "
-            f"{data_size}x{data_size}; set data.init_args.image_size to {net_size}"
-        )
 
 
 def _check_image_size(images: Tensor, size: int, who: str) -> None:
@@ -237,7 +163,7 @@ class ZeroShotCompound(_CompoundMetricsMixin, L.LightningModule):
         self.au_set = tuple(fbn.au_set)
         compound_au_table(self.compound_classes, self.au_set)  # every class needs an AU the net predicts
         self.image_size = int(fbn.arch["image_size"])
-        _check_data_image_size(image_size, self.image_size, checkpoint)
+        check_checkpoint_image_size(image_size, self.image_size, checkpoint)
         self.net = fbn.net
         self.net.requires_grad_(False)
         self.net.eval()
@@ -296,22 +222,6 @@ class ZeroShotCompound(_CompoundMetricsMixin, L.LightningModule):
         }  # fmt: skip
 
 
-class CompoundHead(nn.Module):
-    """The ``K``-class output layer that replaces FaceBehaviorNet's VA/EXPR/AU layer (one linear layer
-    on the same FC2 features); returns ``{"compound": logits}`` so it slots into ``MTVGG.forward``.
-
-    >>> CompoundHead(8, 11)(torch.zeros(2, 8))["compound"].shape
-    torch.Size([2, 11])
-    """
-
-    def __init__(self, in_features: int, num_classes: int) -> None:
-        super().__init__()
-        self.linear = nn.Linear(in_features, num_classes)
-
-    def forward(self, x: Tensor) -> dict[str, Tensor]:
-        return {"compound": self.linear(x)}
-
-
 class CompoundFineTune(_CompoundMetricsMixin, L.LightningModule):
     """Few-shot compound classification: FaceBehaviorNet fine-tuned on compound labels (Table VI).
 
@@ -356,7 +266,7 @@ class CompoundFineTune(_CompoundMetricsMixin, L.LightningModule):
         self.save_hyperparameters()
         if init_checkpoint:
             fbn = load_facebehaviornet(init_checkpoint, trusted=trusted_weights)
-            _check_data_image_size(image_size, fbn.arch["image_size"], init_checkpoint)
+            check_checkpoint_image_size(image_size, fbn.arch["image_size"], init_checkpoint)
             self.hparams.update(fbn.arch)
             net = fbn.net
         else:

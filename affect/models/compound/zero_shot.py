@@ -34,8 +34,8 @@ from typing import Literal
 
 import torch
 
-from affect.labels import AU_SET, EXPR_CLASSES
-from affect.relatedness import CompoundClass
+from affect.labels import AU_SET, EXPR_CLASSES, RAFDB_COMPOUND_CLASSES
+from affect.relatedness import CompoundClass, load_compound_classes, load_relatedness
 
 
 def compound_au_table(classes: Sequence[CompoundClass], au_set: Sequence[int] = AU_SET) -> torch.Tensor:
@@ -81,3 +81,36 @@ def predict_compound(
 ) -> torch.Tensor:
     """Index into ``classes`` of the highest eq. 10 score, per sample."""
     return compound_scores(au_probs, expr_probs, valence, classes, au_set, au_term).argmax(dim=-1)
+
+
+def resolve_compound_classes(
+    names: Sequence[str] | None = None, path: str | None = None
+) -> list[CompoundClass]:
+    """Eq. 10 class definitions for ``names`` (default RAF-DB's 11), in that order.
+
+    Names in the compound table (``compound_du2014``, or the JSON file ``path``) come from it; a
+    basic emotion name outside it (EmotioNet's basic classes) is built from the prototypical AUs of
+    Table V (``du2014``) with components ``(emotion, emotion)``; Happiness has positive valence.
+    Anything else is an error naming the known classes.
+    """
+    names = list(RAFDB_COMPOUND_CLASSES if names is None else names)
+    if not names:
+        raise ValueError("classes must name at least one compound class")
+    if len(set(names)) != len(names):
+        raise ValueError(f"classes must not repeat a name, found {names}")
+    table = {c.name: c for c in load_compound_classes(None, path)}
+    relatedness = load_relatedness("du2014")
+    out: list[CompoundClass] = []
+    for name in names:
+        if name in table:
+            out.append(table[name])
+        elif name in EXPR_CLASSES and relatedness.prototypical.get(name):
+            aus = tuple(relatedness.prototypical[name])
+            out.append(CompoundClass(name, aus, (name, name), name == "Happiness"))
+        else:
+            basic = [e for e in EXPR_CLASSES if relatedness.prototypical.get(e)]
+            raise ValueError(
+                f"unknown compound class {name!r}: expected one of the compound table's classes "
+                f"{sorted(table)} or a basic emotion {basic}"
+            )
+    return out
