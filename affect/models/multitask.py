@@ -134,6 +134,7 @@ class MultiTaskModule(L.LightningModule):
         #: ``{stage: {task: results}}`` of the last finished epoch (for callbacks: figures, summaries).
         self.epoch_results: dict[str, dict[str, dict[str, Tensor]]] = {}
         self._initial_weights_done = False
+        self._channels_last = False
 
     # ------------------------------------------------------------------ parts
     def configure_net(self) -> nn.Module:
@@ -193,7 +194,13 @@ class MultiTaskModule(L.LightningModule):
     def forward_batch(self, batch: Mapping) -> dict[str, Tensor]:
         """The network's outputs for a batch: the keys the network declares in ``input_keys``
         (:func:`~affect.models.batching.network_inputs` normalises images on the device)."""
-        return self.net(*network_inputs(self.net, batch))
+        inputs = network_inputs(self.net, batch)
+        if not self._channels_last and inputs and isinstance(inputs[0], Tensor) and inputs[0].ndim == 4:
+            # frame images come channels-last (network_inputs); the weights follow once, else every
+            # convolution converts between layouts (NHWC is 1.4-2x faster here, CPU and GPU)
+            self.net.to(memory_format=torch.channels_last)
+            self._channels_last = True
+        return self.net(*inputs)
 
     def prepare_batch(self, batch: Mapping) -> dict:
         """One batch (domain batches concatenated, Fig. 4) with AU targets on the model's AU set."""
