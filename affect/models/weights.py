@@ -120,7 +120,7 @@ def read_weights(path: str | os.PathLike, *, trusted: bool = False, key: str = "
             ) from None
         warnings.warn(f"{key}: unpickling {file} (trusted_weights is set)", stacklevel=2)
         try:
-            return torch.load(file, map_location="cpu", weights_only=False)
+            return torch.load(file, map_location="cpu", weights_only=not trusted)  # the documented opt-in
         except Exception as full:  # noqa: BLE001 - a corrupt file fails the full unpickler too
             raise WeightsFileError(f"{key}: {file} is not a PyTorch weights file ({_first_line(str(full))})") from None
     except Exception as err:  # noqa: BLE001 - torch's weights-only unpickler raises KeyError, IndexError,
