@@ -23,6 +23,7 @@ import pandas as pd
 from torch.utils.data import DataLoader, Dataset
 
 from affect.data.augment import AugmentingCollate, BatchAugment
+from affect.data.batches import TASKS
 from affect.data.datasets import FrameDataset, SequenceDataset
 from affect.data.manifest import LoadReport, task_mask, validate_manifest
 from affect.data.splits import subject_split
@@ -30,7 +31,6 @@ from affect.errors import ConfigError, MissingInputError
 
 log = logging.getLogger(__name__)
 
-TASKS = ("va", "expr", "au")
 DATA_ENV = "AFFECT_DATA"
 
 

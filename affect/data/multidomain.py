@@ -33,11 +33,11 @@ from collections.abc import Callable
 from typing import Literal
 
 import lightning as L
-import torch
 from lightning.pytorch.utilities.combined_loader import CombinedLoader
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, default_collate
 
-from affect.data.datamodule import TASKS, CorpusDataModule
+from affect.data.batches import LABELS, TASKS, unannotated
+from affect.data.datamodule import CorpusDataModule
 
 log = logging.getLogger(__name__)
 
@@ -72,13 +72,9 @@ class DomainLabels:
 
     def __call__(self, items) -> dict:
         batch = dict(self.collate(items))
-        if self.domain != "expr" and "expr" in batch:
-            batch["expr"] = torch.full_like(batch["expr"], -1)
-        for task in ("va", "au"):
-            if self.domain != task and f"{task}_mask" in batch:
-                batch[f"{task}_mask"] = torch.zeros_like(batch[f"{task}_mask"])
-                if task in batch:
-                    batch[task] = torch.zeros_like(batch[task])
+        for key in LABELS:  # fill values and masks from the one label table
+            if key != self.domain and key in batch:
+                batch.update(unannotated(key, tuple(batch[key].shape), batch[key]))
         return batch
 
 

@@ -48,6 +48,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from affect.data.batches import TASKS
 from affect.data.datamodule import CorpusDataModule
 from affect.data.manifest import AU_COLUMNS, LoadReport, validate_manifest
 from affect.data.textio import read_lines
@@ -56,7 +57,6 @@ from affect.labels import AU_SET, EXPR_CLASSES
 log = logging.getLogger(__name__)
 
 CORPUS = "affwild2"
-TASKS = ("va", "expr", "au")
 LAYOUTS: dict[str, dict[str, str]] = {
     "abaw3": {"va": "VA_Set", "expr": "EXPR_Set", "au": "AU_Set"},
     "abaw5": {"va": "VA_Estimation_Challenge", "expr": "EXPR_Recognition_Challenge", "au": "AU_Detection_Challenge"},
