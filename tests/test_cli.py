@@ -211,7 +211,8 @@ LOSS_VALUES = {
     "lambda_au": 0.7, "lambda_va": 0.3, "relatedness": "affwild2", "co_annotation": True,
     "distribution_matching": True, "soft_co_annotation": True, "lambda_dm": 0.2, "lambda_soft": 0.4,
     "reweight": False, "au_set": [1, 2, 4, 6, 12, 15, 20, 25], "dm_grad": "au", "dm_form": "printed",
-    "weighted_dm": True, "neutral_score": 0.25, "soft_temperature": 2.0, "ccc_eps": 1e-6,
+    "weighted_dm": True, "neutral_score": 0.25, "soft_temperature": 2.0, "expr_label_smoothing": 0.1,
+    "ccc_eps": 1e-6,
     "dm_eps": 1e-5,
 }  # fmt: skip
 #: Where MultiTaskLoss keeps an option under another attribute name.

@@ -114,6 +114,8 @@ class MultiTaskLoss(nn.Module):
         weighted_dm: eq. 8 with footnote 3's weights ``w`` instead of the 0/1 table (default 0/1).
         neutral_score: Neutral's soft co-annotation score (``None`` = excluded); default 0.0.
         soft_temperature: softmax temperature of soft co-annotation (default 1).
+        expr_label_smoothing: label smoothing of the hard EXPR labels in eq. 4's cross entropy
+            (0 = the paper; :func:`~affect.losses.task.expr_ce_loss`), an option of the FER2013 recipe.
         ccc_eps, dm_eps: numerical guards of the CCC denominator and of ``log q``.
 
     **Distribution matching form** (``dm_form``; issue 10). Eq. 9 as printed, ``-sum_i p_i log q_i``
@@ -159,6 +161,7 @@ class MultiTaskLoss(nn.Module):
         weighted_dm: bool = False,
         neutral_score: float | None = 0.0,
         soft_temperature: float = 1.0,
+        expr_label_smoothing: float = 0.0,
         ccc_eps: float = 1e-8,
         dm_eps: float = 1e-6,
     ) -> None:
@@ -177,6 +180,8 @@ class MultiTaskLoss(nn.Module):
             raise ValueError(f"dm_form must be one of {sorted(DM_FORMS)}, got {dm_form!r}")
         if soft_temperature <= 0:
             raise ValueError(f"soft_temperature must be > 0, got {soft_temperature}")
+        if not 0.0 <= expr_label_smoothing < 1.0:
+            raise ValueError(f"expr_label_smoothing must be in [0, 1), got {expr_label_smoothing}")
         self.lambda_au, self.lambda_va = float(lambda_au), float(lambda_va)
         self.lambda_dm, self.lambda_soft = float(lambda_dm), float(lambda_soft)
         self.co_annotation = co_annotation
@@ -189,6 +194,7 @@ class MultiTaskLoss(nn.Module):
         self.weighted_dm = weighted_dm
         self.neutral_score = neutral_score
         self.soft_temperature = float(soft_temperature)
+        self.expr_label_smoothing = float(expr_label_smoothing)
         self.ccc_eps, self.dm_eps = ccc_eps, dm_eps
         self.relatedness_name = relatedness
         if self.coupled:
@@ -259,7 +265,7 @@ class MultiTaskLoss(nn.Module):
 
         total = None
         if "expr" in out:
-            terms["expr"] = expr_ce_loss(out["expr"], expr_t)
+            terms["expr"] = expr_ce_loss(out["expr"], expr_t, label_smoothing=self.expr_label_smoothing)
             total = terms["expr"]
         if "au" in out:
             terms["au"] = au_bce_loss(out["au"], au_t, au_w)

@@ -152,6 +152,23 @@ def test_expr_ce_loss_soft_targets_for_unlabelled_samples():
     assert expr_ce_loss(logits, target, soft).item() == pytest.approx(expected, abs=1e-6)
 
 
+def test_expr_ce_loss_label_smoothing_against_numpy():
+    logits = torch.tensor([[1.0, 2.0, 0.5], [0.0, 0.0, 3.0], [2.0, -1.0, 0.0]])
+    target = torch.tensor([1, -1, 0])
+    eps, c = 0.3, 3
+    lp = np_log_softmax(logits.numpy())
+    smoothed = lambda row, k: -((1 - eps) * lp[row, k] + eps / c * lp[row].sum())  # noqa: E731
+    expected = (smoothed(0, 1) + smoothed(2, 0)) / 2
+    assert expr_ce_loss(logits, target, label_smoothing=eps).item() == pytest.approx(expected, abs=1e-6)
+    # with soft targets: hard rows smoothed, the soft row (row 1) as it is
+    soft = torch.tensor([[0.0, 0.0, 0.0], [0.2, 0.5, 0.3], [0.0, 0.0, 0.0]])
+    soft_ce = -(0.2 * lp[1, 0] + 0.5 * lp[1, 1] + 0.3 * lp[1, 2])
+    got = expr_ce_loss(logits, target, soft, label_smoothing=eps).item()
+    assert got == pytest.approx((smoothed(0, 1) + soft_ce + smoothed(2, 0)) / 3, abs=1e-6)
+    with pytest.raises(ValueError, match="label_smoothing"):
+        expr_ce_loss(logits, target, label_smoothing=1.0)
+
+
 def test_expr_ce_loss_bad_class_id():
     with pytest.raises(ValueError, match="class ids >= 7"):
         expr_ce_loss(torch.zeros(2, 7), torch.tensor([0, 7]))
