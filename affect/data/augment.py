@@ -2,9 +2,10 @@
 
 ``BatchAugment`` works on a collated batch dict, so the same code serves the JPEG/PNG datasets
 (applied in the DataLoader's collate, inside the workers) and the prepared store (whole-batch
-gathers): random horizontal flips — with the 68 landmarks mirrored and re-indexed — and random
-translations with edge padding. Labels are unchanged (VA, EXPR and AU occurrence are taken as
-left-right symmetric).
+gathers): random horizontal flips — with the 68 landmarks mirrored and re-indexed — random
+translations with edge padding, and random erasing of a square patch ("cutout", DeVries & Taylor
+2017; off by default). Labels are unchanged (VA, EXPR and AU occurrence are taken as left-right
+symmetric; an erased patch hides part of the face, as occlusions in-the-wild do).
 """
 
 from __future__ import annotations
@@ -30,8 +31,17 @@ MIRROR_68: tuple[int, ...] = (
 )
 
 
+#: The options of :class:`BatchAugment` a datamodule's ``augment`` mapping may set.
+AUGMENT_OPTIONS = frozenset({"flip", "max_shift", "erase", "erase_size"})
+
+
 class BatchAugment:
-    """Random horizontal flip (probability ``flip``) and translation (up to ``max_shift`` of the side).
+    """Random horizontal flip (probability ``flip``), translation (up to ``max_shift`` of the side)
+    and erasing (probability ``erase``: a grey square of side ``erase_size`` x the image side, at a
+    uniformly random centre, clipped at the borders).
+
+    In DataLoader workers each worker draws its own stream (the seed is mixed with the worker id on
+    the first call), so two workers never apply the same augmentations to their batches.
 
     >>> aug = BatchAugment(flip=1.0, max_shift=0.0, seed=0)
     >>> batch = {"image": torch.arange(4, dtype=torch.uint8).reshape(1, 1, 1, 4).expand(1, 3, 1, 4).clone()}
@@ -39,14 +49,38 @@ class BatchAugment:
     [3, 2, 1, 0]
     """
 
-    def __init__(self, flip: float = 0.5, max_shift: float = 0.06, seed: int | None = None) -> None:
+    #: the value erased pixels get (mid-grey: 0 after the [-1, 1] normalisation)
+    ERASE_VALUE = 128
+
+    def __init__(
+        self,
+        flip: float = 0.5,
+        max_shift: float = 0.06,
+        erase: float = 0.0,
+        erase_size: float = 0.4,
+        seed: int | None = None,
+    ) -> None:
         if not 0.0 <= flip <= 1.0 or not 0.0 <= max_shift < 0.5:
             raise ValueError(f"flip must be in [0, 1] and max_shift in [0, 0.5), got {flip}, {max_shift}")
+        if not 0.0 <= erase <= 1.0 or not 0.0 < erase_size <= 1.0:
+            raise ValueError(f"erase must be in [0, 1] and erase_size in (0, 1], got {erase}, {erase_size}")
         self.flip, self.max_shift = flip, max_shift
+        self.erase, self.erase_size = erase, erase_size
+        self.seed = int(seed) if seed is not None else int(np.random.SeedSequence().entropy % 2**63)
         self.generator = torch.Generator()
-        self.generator.manual_seed(int(seed) if seed is not None else int(np.random.SeedSequence().entropy % 2**63))
+        self.generator.manual_seed(self.seed)
+        self._worker_seeded = False
+
+    def _seed_for_worker(self) -> None:
+        if self._worker_seeded:
+            return
+        self._worker_seeded = True
+        info = torch.utils.data.get_worker_info()
+        if info is not None:
+            self.generator.manual_seed(self.seed * 1009 + 1 + info.id)
 
     def __call__(self, batch: dict) -> dict:
+        self._seed_for_worker()
         images = batch["image"]
         if images.ndim != 4:  # sequences: augment consistently per sequence is not implemented
             raise ValueError(f"BatchAugment works on frame batches [B, 3, H, W], got {tuple(images.shape)}")
@@ -72,11 +106,27 @@ class BatchAugment:
             images = pad[index[0], index[1], rows[:, None, :, None], cols[:, None, None, :]]
             if landmarks is not None:
                 landmarks += torch.stack([shifts[:, 1] / w, shifts[:, 0] / h], dim=1)[:, None, :].to(landmarks.dtype)
+        if self.erase > 0:
+            images = self._erase(images)
         out = dict(batch)
         out["image"] = images
         if landmarks is not None:
             out["landmarks"] = landmarks
         return out
+
+    def _erase(self, images: torch.Tensor) -> torch.Tensor:
+        """Grey out one square per chosen image (a [n, h, w] mask built from two range comparisons)."""
+        n, _, h, w = images.shape
+        chosen = torch.rand(n, generator=self.generator) < self.erase
+        half_h, half_w = self.erase_size * h / 2, self.erase_size * w / 2
+        cy = torch.rand(n, generator=self.generator) * h
+        cx = torch.rand(n, generator=self.generator) * w
+        ys = torch.arange(h) + 0.5
+        xs = torch.arange(w) + 0.5
+        in_rows = (ys[None, :] - cy[:, None]).abs() < half_h  # [n, h]
+        in_cols = (xs[None, :] - cx[:, None]).abs() < half_w  # [n, w]
+        mask = chosen[:, None, None] & in_rows[:, :, None] & in_cols[:, None, :]
+        return images.masked_fill(mask[:, None], self.ERASE_VALUE)
 
 
 class AugmentingCollate:

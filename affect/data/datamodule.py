@@ -22,7 +22,7 @@ import lightning as L
 import pandas as pd
 from torch.utils.data import DataLoader, Dataset
 
-from affect.data.augment import AugmentingCollate, BatchAugment
+from affect.data.augment import AUGMENT_OPTIONS, AugmentingCollate, BatchAugment
 from affect.data.batches import TASKS
 from affect.data.datasets import FrameDataset, SequenceDataset
 from affect.data.manifest import LoadReport, task_mask, validate_manifest
@@ -84,7 +84,8 @@ class CorpusDataModule(L.LightningDataModule):
         sequence_length: if set, items are sequences of this many frames (video corpora only).
         sequence_stride: start-to-start distance of sequences (default: ``sequence_length``).
         augment: random horizontal flips and small translations of training batches
-            (``affect.data.augment.BatchAugment``; the paper used no augmentation).
+            (``affect.data.augment.BatchAugment``; the paper used no augmentation): ``true`` for
+            its defaults, or a mapping of its options, e.g. ``{flip: 0.5, max_shift: 0.06, erase: 0.5}``.
         store: a folder written by ``affect prepare`` (environment variables expanded); if set, images come from its memory-mapped
             shards instead of JPEG/PNG decoding (whole batches are gathered in the main process:
             keep ``num_workers: 0`` there, since workers would pickle every batch across processes).
@@ -108,7 +109,7 @@ class CorpusDataModule(L.LightningDataModule):
         sequence_length: int | None = None,
         sequence_stride: int | None = None,
         store: str | None = None,
-        augment: bool = False,
+        augment: bool | dict[str, float] = False,
     ) -> None:
         super().__init__()
         if task is not None and task not in TASKS:
@@ -127,6 +128,16 @@ class CorpusDataModule(L.LightningDataModule):
         self.sequence_length = sequence_length
         self.sequence_stride = sequence_stride
         self.store = resolve_root(store) if store is not None else None
+        if isinstance(augment, dict):
+            unknown = sorted(set(augment) - AUGMENT_OPTIONS)
+            if unknown:
+                raise ConfigError(
+                    f"data.init_args.augment: unknown option(s) {unknown}; the options are {sorted(AUGMENT_OPTIONS)}"
+                )
+            try:
+                BatchAugment(**augment, seed=0)  # a bad value fails here, at configuration time
+            except (TypeError, ValueError) as err:
+                raise ConfigError(f"data.init_args.augment: {err}") from None
         self.augment = augment
         self.report: LoadReport | None = None
         self._manifest: pd.DataFrame | None = None
@@ -276,7 +287,8 @@ class CorpusDataModule(L.LightningDataModule):
         followed by augmentation on the training split when ``augment`` is on."""
         collate = getattr(self.dataset(split), "collate_fn", None)
         if split == "train" and self.augment:
-            return AugmentingCollate(collate, BatchAugment(seed=self.split_seed))
+            options = self.augment if isinstance(self.augment, dict) else {}
+            return AugmentingCollate(collate, BatchAugment(**options, seed=self.split_seed))
         return collate
 
     def dataloader(self, split: str, batch_size: int | None = None, shuffle: bool | None = None) -> DataLoader:

@@ -83,3 +83,68 @@ def test_batched_shift_equals_per_sample_crops_of_the_padded_image():
         dx, dy = round(float(moved[i, 0]) * 24), round(float(moved[i, 1]) * 20)
         want = padded[i, :, 4 - dy : 4 - dy + 20, 4 - dx : 4 - dx + 24]
         np.testing.assert_array_equal(out["image"][i].numpy(), want)
+
+
+def test_erase_greys_one_square_per_chosen_image_against_a_loop():
+    gen = torch.Generator().manual_seed(1)
+    images = torch.randint(0, 128, (16, 3, 20, 20), dtype=torch.uint8, generator=gen)  # never 128 itself
+    aug = BatchAugment(flip=0.0, max_shift=0.0, erase=0.5, erase_size=0.3, seed=2)
+    out = aug({"image": images})["image"]
+    # replay the generator: the same draws, a per-image loop as the reference
+    ref_gen = torch.Generator().manual_seed(2)
+    torch.rand(16, generator=ref_gen)  # the flip draw
+    chosen = torch.rand(16, generator=ref_gen) < 0.5
+    cy, cx = torch.rand(16, generator=ref_gen) * 20, torch.rand(16, generator=ref_gen) * 20
+    erased_images = 0
+    for i in range(16):
+        expected = images[i].clone()
+        if chosen[i]:
+            for y in range(20):
+                for x in range(20):
+                    if abs(y + 0.5 - cy[i]) < 3.0 and abs(x + 0.5 - cx[i]) < 3.0:
+                        expected[:, y, x] = BatchAugment.ERASE_VALUE
+            erased_images += int((expected != images[i]).any())
+        assert torch.equal(out[i], expected), i
+    assert 0 < erased_images < 16
+
+
+def test_erase_with_probability_one_hides_a_patch_of_the_expected_area():
+    images = torch.zeros(64, 3, 40, 40, dtype=torch.uint8)
+    out = BatchAugment(flip=0.0, max_shift=0.0, erase=1.0, erase_size=0.25, seed=0)({"image": images})["image"]
+    area = (out[:, 0] == BatchAugment.ERASE_VALUE).flatten(1).sum(1).float()
+    assert (area > 0).all() and (area <= 100).all()  # a 10x10 square, clipped at the borders
+    assert (area == 100).float().mean() > 0.3  # centred inside the border margin ~ (30/40)^2 of the time
+
+
+def test_workers_draw_different_augmentations(tmp_path):
+    """Two DataLoader workers holding copies of one BatchAugment must not flip the same items."""
+    from torch.utils.data import DataLoader
+
+    from affect.data.augment import AugmentingCollate
+
+    images = torch.arange(32 * 4, dtype=torch.uint8).reshape(32, 1, 1, 4).expand(32, 3, 1, 4).clone()
+    items = [{"image": im} for im in images]
+    loader = DataLoader(items, batch_size=16, num_workers=2,
+                        collate_fn=AugmentingCollate(None, BatchAugment(flip=0.5, max_shift=0.0, seed=0)))  # fmt: skip
+    flipped = [(b["image"][:, 0, 0, 0] > b["image"][:, 0, 0, 3]).tolist() for b in loader]
+    assert flipped[0] != flipped[1]
+
+
+def test_datamodule_augment_options_mapping(tmp_path):
+    from affect.data.corpora.fer2013 import Fer2013DataModule
+    from affect.data.fixtures import write_fixture_tree
+    from affect.errors import ConfigError
+
+    write_fixture_tree(tmp_path, ["fer2013"])
+    root = str(tmp_path / "fer2013")
+    dm = Fer2013DataModule(root, batch_size=8, image_size=32, augment={"flip": 0.0, "max_shift": 0.0, "erase": 1.0})
+    plain = Fer2013DataModule(root, batch_size=8, image_size=32)
+    images = next(iter(dm.dataloader("train", shuffle=False)))["image"]
+    original = next(iter(plain.dataloader("train", shuffle=False)))["image"]
+    changed = images != original
+    assert changed.flatten(1).any(1).all()  # every image got a patch
+    assert (images[changed] == BatchAugment.ERASE_VALUE).all()  # and nothing else changed
+    with pytest.raises(ConfigError, match="unknown option.*'mixup'"):
+        Fer2013DataModule(str(tmp_path), augment={"mixup": 0.2})
+    with pytest.raises(ConfigError, match="erase must be in"):
+        Fer2013DataModule(str(tmp_path), augment={"erase": 2.0})
