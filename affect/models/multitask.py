@@ -85,6 +85,10 @@ class MultiTaskModule(L.LightningModule):
         trusted_weights: allow weights files that need unpickling (they can run code); see
             :mod:`affect.models.weights`. Off by default.
         compile_net: ``torch.compile`` the network when fitting on a GPU.
+        test_time_flip: in validation, test and predict, average the network's outputs (VA values,
+            EXPR and AU logits) over each face and its mirror image (not in the paper; an option of
+            the FER2013 recipe: +1 forward pass per evaluated batch). Networks that also take
+            landmarks are refused (their points would need mirroring too).
     """
 
     net: nn.Module
@@ -105,6 +109,7 @@ class MultiTaskModule(L.LightningModule):
         reset_head: bool = False,
         trusted_weights: bool = False,
         compile_net: bool = False,
+        test_time_flip: bool = False,
     ) -> None:
         super().__init__()
         tasks = tuple(tasks)
@@ -123,6 +128,7 @@ class MultiTaskModule(L.LightningModule):
         self.save_hyperparameters(ignore=[] if cli else ["net", "loss"])
         self.tasks = tasks
         self.au_set = tuple(int(a) for a in au_set)
+        self.test_time_flip = test_time_flip
         self.net = net if net is not None else self.configure_net()
         self.loss_fn = loss if loss is not None else self.configure_loss()
         self._check_parts()
@@ -170,6 +176,12 @@ class MultiTaskModule(L.LightningModule):
                 f"{type(self).__name__}: tasks {list(self.tasks)} but the network {type(self.net).__name__} "
                 f"predicts only {list(produced)}; set model.init_args.tasks to a subset of {list(produced)}"
             )
+        inputs = getattr(self.net, "input_keys", ("image",))
+        if self.test_time_flip and ("image" not in inputs or "landmarks" in inputs):
+            raise ConfigError(
+                f"test_time_flip mirrors face images only, but {type(self.net).__name__} takes {list(inputs)}; "
+                "turn model.init_args.test_time_flip off for this network"
+            )
         loss = self.loss_fn
         if tuple(loss.au_set) != self.au_set and "au" in self.tasks:
             raise ConfigError(
@@ -202,6 +214,14 @@ class MultiTaskModule(L.LightningModule):
             self._channels_last = True
         return self.net(*inputs)
 
+    def evaluation_outputs(self, batch: Mapping) -> dict[str, Tensor]:
+        """:meth:`forward_batch`, averaged with the mirrored faces' outputs when ``test_time_flip``."""
+        outputs = self.forward_batch(batch)
+        if not self.test_time_flip:
+            return outputs
+        mirrored = self.forward_batch({**batch, "image": batch["image"].flip(-1)})
+        return {k: (v + mirrored[k]) / 2 if k in mirrored else v for k, v in outputs.items()}
+
     def prepare_batch(self, batch: Mapping) -> dict:
         """One batch (domain batches concatenated, Fig. 4) with AU targets on the model's AU set."""
         batch = concat_batches(batch) if is_domain_batch(batch) else dict(batch)
@@ -222,7 +242,7 @@ class MultiTaskModule(L.LightningModule):
     def evaluation_step(self, stage: str, batch: Mapping, dataloader_idx: int = 0) -> dict:
         """Update ``stage``'s metrics; returns ``{"outputs", "batch", "tasks"}`` for callbacks."""
         batch = self.prepare_batch(batch)
-        outputs = self.forward_batch(batch)
+        outputs = self.evaluation_outputs(batch)
         tasks = self.domain_tasks(stage, dataloader_idx)
         self.shared_step(stage, outputs, batch, tasks)
         return {"outputs": {k: outputs[k].detach() for k in self.tasks}, "batch": batch, "tasks": tasks}
@@ -231,7 +251,7 @@ class MultiTaskModule(L.LightningModule):
         """``va`` ``[B, 2]``, ``expr`` softmax ``[B, 7]``, ``au`` sigmoid ``[B, A]`` of the trained
         tasks (``[B, T, ...]`` for sequences), plus the batch's ids (``ID_KEYS``) when present."""
         batch = self.prepare_batch(batch)
-        outputs = self.forward_batch(batch)
+        outputs = self.evaluation_outputs(batch)
         pred: dict = {}
         if "va" in self.tasks:
             pred["va"] = outputs["va"].float()

@@ -102,3 +102,30 @@ def test_eval_domains_restrict_metrics_to_their_task(tmp_path):
     both = np.concatenate([out["va"]["expr"].argmax(1).numpy(), expr_pred])
     target = np.concatenate([data["va"]["expr"].numpy(), data["expr"]["expr"].numpy()])
     assert merged["val/expr/acc"] == pytest.approx(accuracy_score(target, both), abs=1e-6)
+
+
+def test_test_time_flip_averages_outputs_of_faces_and_mirrors(tmp_path):
+    """Validation metrics and predictions of ``test_time_flip`` use (net(x) + net(mirror x)) / 2."""
+    torch.manual_seed(0)
+    module = FaceBehaviorNetModule(**TINY, image_size=32, test_time_flip=True).eval()
+    data = make_frames(12, 32, 17, 7, ("va", "expr", "au"))
+    with torch.no_grad():
+        plain = module.forward_batch(data)
+        mirrored = module.forward_batch({**data, "image": data["image"].flip(-1)})
+    mean = {k: (plain[k] + mirrored[k]) / 2 for k in plain}
+    assert not torch.allclose(mean["expr"], plain["expr"], atol=1e-4)  # the mirror changes the outputs
+    res = trainer(tmp_path).validate(module, dataloaders=DataLoader(FrameDictDataset(data), batch_size=4), verbose=False)
+    expected_acc = accuracy_score(data["expr"].numpy(), mean["expr"].argmax(1).numpy())
+    assert res[0]["val/expr/acc"] == pytest.approx(expected_acc, abs=1e-6)
+    assert res[0]["val/va/ccc_v"] == pytest.approx(np_ccc(mean["va"][:, 0].numpy(), data["va"][:, 0].numpy()), abs=1e-5)
+    pred = trainer(tmp_path).predict(module, dataloaders=DataLoader(FrameDictDataset(data), batch_size=12))[0]
+    torch.testing.assert_close(pred["expr"], mean["expr"].softmax(-1), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(pred["au"], mean["au"].sigmoid(), atol=1e-5, rtol=1e-5)
+
+
+def test_test_time_flip_refuses_networks_that_take_landmarks():
+    from affect.errors import ConfigError
+    from affect.models.affwildnet import AffWildNetModule
+
+    with pytest.raises(ConfigError, match="test_time_flip mirrors face images only"):
+        AffWildNetModule(backbone="test_resnet", image_size=32, test_time_flip=True)
