@@ -49,3 +49,21 @@ def bad_inputs(tmp_path) -> dict[str, Path]:
     out["unreadable_image"] = folder / "not_an_image.jpg"
     out["unreadable_image"].write_bytes(rng.integers(0, 256, 2000, dtype=np.uint8).tobytes())
     return out
+
+
+@pytest.fixture(scope="session")
+def crops_from_csv():
+    """``crops_from_csv(frames, rows, size)``: the faces of ``rows`` (a predictions.csv slice) aligned
+    independently from the CSV's own 5 points on the decoded ``frames`` (by frame index): uint8
+    ``[N, 3, size, size]``."""
+    from affect.data.face import align_face
+    from affect.predict.media import POINT_NAMES
+
+    def crops(frames: dict[int, np.ndarray], rows, size: int) -> np.ndarray:
+        out = []
+        for _, row in rows.iterrows():
+            p5 = np.array([[row[f"{n}_x"], row[f"{n}_y"]] for n in POINT_NAMES])
+            out.append(align_face(frames[int(row["frame"])], points5=p5, size=size)[0])
+        return np.stack(out).transpose(0, 3, 1, 2)
+
+    return crops
