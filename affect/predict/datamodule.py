@@ -248,6 +248,8 @@ class MediaDataModule(L.LightningDataModule):
         #: this process's inputs (all of them on one device; a shard of whole inputs with several)
         self.local_inputs: list[str] = list(self.inputs)
         self.world_size = 1
+        # a process whose inputs have no face to run the model on has nothing to predict (Lightning's check)
+        self.allow_zero_length_dataloader_with_multiple_devices = True
 
     def options(self, image_size: int, audio_size: int = 0) -> FaceOptions:
         return FaceOptions(

@@ -15,74 +15,13 @@ import pandas as pd
 import pytest
 import torch
 
-from affect.data.audio import SAMPLE_RATE, to_uint8, video_spectrogram_frames
+from affect.data.audio import to_uint8, video_spectrogram_frames
 from affect.data.face import iter_video_frames
 from affect.predict import run_predict
 
 pytestmark = [pytest.mark.slow]
-IMAGE = 32
-AUDIO = 32
-FPS = 10
+IMAGE = AUDIO = 32  # the sizes of the av_checkpoint fixture (conftest.py)
 NO_PROGRESS = ["--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false", "--data.init_args.progress", "false"]
-
-
-@pytest.fixture(scope="session")
-def av_checkpoint(tmp_path_factory):
-    """A/V-MT-VGG-GRU (test backbone) trained for 40 steps to read valence from the audio images'
-    level, saved as Lightning saves it (plus the class path LightningCLI records for ``--ckpt_path``);
-    ``(path, the module in eval mode)``."""
-    import lightning as L
-
-    from affect.models.mt_vgg_gru import AVMTVGGGRUModule
-
-    torch.manual_seed(0)
-    module = AVMTVGGGRUModule(backbone="test_resnet", hidden=16, rnn_hidden=8, dropout=0.0, image_size=IMAGE,
-                              audio_size=AUDIO)  # fmt: skip
-    g = torch.Generator().manual_seed(0)
-    opt = torch.optim.Adam(module.parameters(), lr=1e-2)
-    for _ in range(40):
-        level = torch.rand(8, 4, 1, 1, 1, generator=g) * 2 - 1
-        audio = (level + 0.1 * torch.randn(8, 4, 1, AUDIO, AUDIO, generator=g)).clamp(-1, 1)
-        image = torch.randint(0, 256, (8, 4, 3, IMAGE, IMAGE), generator=g, dtype=torch.uint8)
-        loss = ((module(image, audio)["va"] - level.reshape(8, 4, 1)) ** 2).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    path = tmp_path_factory.mktemp("av_model") / "av.ckpt"
-    trainer = L.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False)  # fmt: skip
-    trainer.strategy.connect(module)
-    trainer.save_checkpoint(path)
-    ckpt = torch.load(path, weights_only=True)
-    ckpt["hyper_parameters"]["_class_path"] = "affect.models.mt_vgg_gru.AVMTVGGGRUModule"
-    torch.save(ckpt, path)
-    return path, module.eval()
-
-
-@pytest.fixture(scope="session")
-def av_media(tmp_path_factory) -> dict:
-    """One procedural face clip (12 frames at 10 fps) muxed with noise swelling from loud to quiet
-    (``with_audio``), with faint noise (``other_audio``) and without an audio stream (``no_audio``); one
-    of its frames as a PNG."""
-    from PIL import Image
-
-    from affect.data.fixtures.affwild2 import write_av_video
-    from affect.data.synthetic import face_sequence
-
-    folder = tmp_path_factory.mktemp("av_media")
-    rng = np.random.default_rng(0)
-    frames, _, _ = face_sequence(rng, 12, size=96, fps=FPS)
-    t = np.arange(round(len(frames) / FPS * SAMPLE_RATE)) / SAMPLE_RATE
-    swell = (0.02 + 0.6 * (0.5 + 0.5 * np.sin(2 * np.pi * 0.5 * t))) * rng.uniform(-1, 1, len(t))  # loud <-> quiet
-    faint = 0.01 * rng.uniform(-1, 1, len(t))
-    out = {
-        "with_audio": write_av_video(folder / "with_audio.mp4", frames, FPS, swell.astype(np.float32)),
-        "other_audio": write_av_video(folder / "other_audio.mp4", frames, FPS, faint.astype(np.float32)),
-        "no_audio": write_av_video(folder / "no_audio.mp4", frames, FPS, None),
-        "image": folder / "face.png",
-    }
-    Image.fromarray(frames[0]).save(out["image"])
-    return out
 
 
 def by_hand(model, frames: dict, rows: pd.DataFrame, spectrograms: np.ndarray, window: int, crops_from_csv) -> np.ndarray:
