@@ -5,7 +5,9 @@ log-spectrogram image per video frame, as ``affect prepare --audio`` stores them
 images are made by :mod:`affect.data.audio` itself (``load_audio`` -> ``spectrogram_frames`` over the
 presentation times of *every* decoded frame -> ``to_uint8``), so the image of frame ``k`` is the
 store's image of frame ``k``, whatever ``frame_stride`` keeps; only the frames that have a face are
-kept (uint8 ``[1, S, S]`` per frame, ``S`` = the model's spectrogram side).
+kept (uint8 ``[1, S, S]`` per frame, ``S`` = the model's spectrogram side). Like ``affect prepare
+--audio``, ``spectrogram_frames`` makes the float images of every frame of a video at once: about
+``3 x frames x S^2 x 4`` bytes for a moment (~2 GB for 10 minutes at 30 fps, S = 96).
 
 Inputs without audio: a video without an audio stream (or with one that does not decode) and every
 image. Such an input ends with status ``no_audio`` (counted and named in the summary; the reason in
