@@ -34,6 +34,10 @@ META_COLUMNS: tuple[str, ...] = (
 )  # fmt: skip
 
 
+#: Row keys of :class:`affect.predict.media.FaceTable` that index arrays (not output columns).
+INTERNAL = ("crop", "spec")
+
+
 def au_columns(au_set: Sequence[int]) -> list[str]:
     """``AU01``-style names (OpenFace / py-feat spelling).
 
@@ -53,11 +57,12 @@ def compound_columns(names: Sequence[str]) -> list[str]:
 
 
 def output_columns(present: Iterable[str]) -> list[str]:
-    """The present columns in the documented order (meta, VA, EXPR, AU, compound); ``crop`` dropped."""
+    """The present columns in the documented order (meta, VA, EXPR, AU, compound); the internal
+    ``crop`` / ``spec`` indices dropped."""
     present = list(present)
     order = [*META_COLUMNS, "valence", "arousal", *EXPR_CLASSES, "expression"]
     head = [c for c in order if c in present]
     aus = sorted(c for c in present if c.startswith("AU") and c[2:].isdigit())
     comp = [c for c in present if c.startswith("compound")]
-    rest = [c for c in present if c not in head and c not in aus and c not in comp and c != "crop"]
+    rest = [c for c in present if c not in head and c not in aus and c not in comp and c not in INTERNAL]
     return head + rest + aus + comp

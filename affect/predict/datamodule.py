@@ -14,22 +14,30 @@ Batches: frame models get ``image`` uint8 ``[N, 3, S, S]``, ``landmarks`` ``[N, 
 from the batch). Sequence models (AffWildNet, CNN-RNNs, MT-VGG-GRU) get each track cut into
 windows of ``sequence_length`` consecutive faces: ``image`` ``[B, T, 3, S, S]``, ``frame_mask``
 ``[B, T]`` (False on padding), ``row`` ``[B, T]`` (-1 on padding); a still image's face is a
-one-frame sequence.
+one-frame sequence. Models that read ``batch["audio"]`` (A/V-MT-VGG-GRU) also get ``audio`` uint8
+``[B, T, 1, A, A]``, each face's frame's spectrogram image (:mod:`affect.predict.audio`).
+
+Several processes (``--trainer.devices N --trainer.strategy ddp``): each process takes whole inputs
+(:func:`shard_inputs`, so a video's tracks stay in one process) and runs detection and the model on
+them; :class:`~affect.predict.writer.MediaPredictionWriter` gathers the rows on rank 0, which writes
+the same outputs as one process.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Mapping
 
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from affect.predict.audio import MISSING_AUDIO, audio_input_size
 from affect.predict.media import FaceExtractor, FaceOptions, FaceTable, expand_inputs
 
-__all__ = ["SEQUENCE_MODULES", "MediaDataModule", "model_spaces"]
+__all__ = ["SEQUENCE_MODULES", "MediaDataModule", "model_spaces", "shard_inputs"]
 
 #: LightningModule classes (and their subclasses) that take ``[B, T, 3, H, W]`` sequences.
 SEQUENCE_MODULES = ("AffWildNetModule", "CNNRNNModule", "ModelLevelFusionModule", "MTVGGGRUModule", "AVMTVGGGRUModule")
@@ -68,33 +76,48 @@ def is_sequence_module(module: object) -> bool:
 class _Faces(Dataset):
     """One item per face row."""
 
-    def __init__(self, crops: np.ndarray, rows: np.ndarray, crop_of: np.ndarray) -> None:
-        self.crops, self.rows, self.crop_of = crops, rows, crop_of
+    def __init__(
+        self, crops: np.ndarray, rows: np.ndarray, crop_of: np.ndarray,
+        audio: np.ndarray | None = None, spec_of: np.ndarray | None = None,
+    ) -> None:  # fmt: skip
+        self.crops, self.rows, self.crop_of, self.audio, self.spec_of = crops, rows, crop_of, audio, spec_of
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def __getitem__(self, i: int) -> dict:
-        return _item(self.crops, [int(self.rows[i])], self.crop_of)
+        return _item(self.crops, [int(self.rows[i])], self.crop_of, self.audio, self.spec_of)
 
 
-def _item(crops: np.ndarray, rows: list[int], crop_of: np.ndarray) -> dict:
-    """Batch keys for one face (``len(rows) == 1``: no time axis) or a window of faces."""
+def _item(
+    crops: np.ndarray, rows: list[int], crop_of: np.ndarray, audio: np.ndarray | None = None,
+    spec_of: np.ndarray | None = None,
+) -> dict:  # fmt: skip
+    """Batch keys for one face (``len(rows) == 1``: no time axis) or a window of faces; ``audio`` uint8
+    ``[1, H, W]`` spectrogram images per face when ``audio`` is given (A/V models)."""
     image = torch.from_numpy(np.ascontiguousarray(crops[crop_of[rows]])).permute(0, 3, 1, 2)
     n = len(rows)
-    return {
+    item = {
         "image": image[0] if n == 1 else image,
         "landmarks": torch.zeros((NUM_LANDMARKS, 2) if n == 1 else (n, NUM_LANDMARKS, 2)),
         "landmarks_mask": torch.zeros(() if n == 1 else (n,), dtype=torch.bool),
         "row": torch.tensor(rows[0] if n == 1 else rows, dtype=torch.int64),
     }
+    if audio is not None and spec_of is not None:
+        spec = torch.from_numpy(np.ascontiguousarray(audio[spec_of[rows]]))
+        item["audio"] = spec[0] if n == 1 else spec
+    return item
 
 
 class _Windows(Dataset):
     """Track windows of ``length`` faces, padded by repeating the last face (masked)."""
 
-    def __init__(self, crops: np.ndarray, windows: list[list[int]], length: int, crop_of: np.ndarray) -> None:
+    def __init__(
+        self, crops: np.ndarray, windows: list[list[int]], length: int, crop_of: np.ndarray,
+        audio: np.ndarray | None = None, spec_of: np.ndarray | None = None,
+    ) -> None:  # fmt: skip
         self.crops, self.windows, self.length, self.crop_of = crops, windows, length, crop_of
+        self.audio, self.spec_of = audio, spec_of
 
     def __len__(self) -> int:
         return len(self.windows)
@@ -102,7 +125,7 @@ class _Windows(Dataset):
     def __getitem__(self, i: int) -> dict:
         rows = self.windows[i]
         pad = self.length - len(rows)
-        item = _item(self.crops, rows + [rows[-1]] * pad, self.crop_of)
+        item = _item(self.crops, rows + [rows[-1]] * pad, self.crop_of, self.audio, self.spec_of)
         if self.length == 1:  # keep the time axis
             item = {k: v.unsqueeze(0) for k, v in item.items()}
         item["row"] = torch.tensor(rows + [-1] * pad, dtype=torch.int64)
@@ -110,8 +133,9 @@ class _Windows(Dataset):
         return item
 
 
-def track_windows(rows: list[Mapping], length: int) -> list[list[int]]:
-    """Row indices of consecutive windows of at most ``length`` faces along each (input, face_id) track.
+def track_windows(rows: list[Mapping], length: int, usable: np.ndarray | None = None) -> list[list[int]]:
+    """Row indices of consecutive windows of at most ``length`` faces along each (input, face_id) track
+    (``usable``: which rows may be used; default: every face row).
 
     >>> rows = [{"input": "v", "face_id": f, "frame": k, "crop": 0} for k in range(3) for f in (0, 1)]
     >>> track_windows(rows, 2)
@@ -119,13 +143,30 @@ def track_windows(rows: list[Mapping], length: int) -> list[list[int]]:
     """
     tracks: dict[tuple[str, int], list[int]] = {}
     for i, r in enumerate(rows):
-        if r["crop"] >= 0:
+        if (r["crop"] >= 0) if usable is None else usable[i]:
             tracks.setdefault((r["input"], r["face_id"]), []).append(i)
     out = []
     for idx in tracks.values():
         idx = sorted(idx, key=lambda i: rows[i]["frame"])
         out.extend(idx[s : s + length] for s in range(0, len(idx), length))
     return out
+
+
+def shard_inputs(inputs: list[str], world_size: int) -> list[list[str]]:
+    """Inputs split over ``world_size`` processes, whole inputs only (a video's tracks stay on one
+    process): largest file first to the least-loaded process (bytes), each shard in input order.
+
+    >>> shard_inputs(["/nonexistent/a.mp4", "/nonexistent/b.jpg", "/nonexistent/c.png"], 2)
+    [['/nonexistent/a.mp4', '/nonexistent/c.png'], ['/nonexistent/b.jpg']]
+    """
+    sizes = [os.path.getsize(p) if os.path.isfile(p) else 0 for p in inputs]
+    load = [0] * world_size
+    owner = [0] * len(inputs)
+    for i in sorted(range(len(inputs)), key=lambda i: (-sizes[i], i)):
+        r = min(range(world_size), key=lambda r: (load[r], r))
+        owner[i] = r
+        load[r] += max(sizes[i], 1)
+    return [[p for p, o in zip(inputs, owner, strict=True) if o == r] for r in range(world_size)]
 
 
 class MediaDataModule(L.LightningDataModule):
@@ -147,6 +188,11 @@ class MediaDataModule(L.LightningDataModule):
             ``0`` forces frame batches).
         iou_threshold, max_gap: tracking (:class:`affect.predict.tracks.IoUTracker`; gap in frames).
         image_size: crop size when neither the checkpoint nor the module names one.
+        missing_audio: A/V models on an input without audio (a video without an audio stream, an
+            image): ``"skip"`` (rows kept, predictions empty) or ``"silence"``; either way the input's
+            status is ``no_audio`` (:mod:`affect.predict.audio`).
+        audio_context_s: seconds of audio per spectrogram image; must be the ``audio_context_s`` of the
+            ``affect prepare --audio`` store the A/V model was trained on (0.3 there by default).
         device: detection device (``None``: the model's).
         progress: show a progress bar over frames.
     """
@@ -166,6 +212,8 @@ class MediaDataModule(L.LightningDataModule):
         iou_threshold: float = 0.3,
         max_gap: int = 10,
         image_size: int = 96,
+        missing_audio: str = "skip",
+        audio_context_s: float = 0.3,
         device: str | None = None,
         progress: bool = True,
         num_workers: int = 0,
@@ -173,6 +221,10 @@ class MediaDataModule(L.LightningDataModule):
         super().__init__()
         if select not in ("all", "largest", "central"):
             raise ValueError(f"select must be 'all', 'largest' or 'central'; got {select!r}")
+        if missing_audio not in MISSING_AUDIO:
+            raise ValueError(f"missing_audio must be one of {MISSING_AUDIO}; got {missing_audio!r}")
+        if not audio_context_s > 0:
+            raise ValueError(f"audio_context_s must be > 0; got {audio_context_s!r}")
         if min(frame_stride, detect_every, batch_size, detect_batch_size, detect_max_side) < 1:
             raise ValueError("frame_stride, detect_every, batch_size, detect_batch_size and detect_max_side must be >= 1")
         self.inputs = expand_inputs(inputs)
@@ -185,18 +237,27 @@ class MediaDataModule(L.LightningDataModule):
         self.batch_size, self.sequence_length = batch_size, sequence_length
         self.iou_threshold, self.max_gap = iou_threshold, max_gap
         self.image_size, self.device, self.progress, self.num_workers = image_size, device, progress, num_workers
+        self.missing_audio, self.audio_context_s = missing_audio, audio_context_s
         self.table: FaceTable | None = None
         self.spaces: dict = {}
         self.crops: np.ndarray | None = None
+        self.audio: np.ndarray | None = None
         self.window_length = 0
+        self.audio_size = 0
         self.extract_seconds = float("nan")
+        #: this process's inputs (all of them on one device; a shard of whole inputs with several)
+        self.local_inputs: list[str] = list(self.inputs)
+        self.world_size = 1
+        # a process whose inputs have no face to run the model on has nothing to predict (Lightning's check)
+        self.allow_zero_length_dataloader_with_multiple_devices = True
 
-    def options(self, image_size: int) -> FaceOptions:
+    def options(self, image_size: int, audio_size: int = 0) -> FaceOptions:
         return FaceOptions(
             image_size=image_size, select=self.select, min_face_size=self.min_face_size,
             min_face_fraction=self.min_face_fraction, detect_every=self.detect_every,
             frame_stride=self.frame_stride, detect_max_side=self.detect_max_side,
             batch_size=self.detect_batch_size, iou_threshold=self.iou_threshold, max_gap=self.max_gap,
+            audio_size=audio_size, audio_context_s=self.audio_context_s, missing_audio=self.missing_audio,
         )  # fmt: skip
 
     def setup(self, stage: str | None = None) -> None:
@@ -209,37 +270,56 @@ class MediaDataModule(L.LightningDataModule):
         self.spaces = model_spaces(trainer, module)
         image_size = int(self.spaces.get("image_size") or self.image_size)
         self.spaces["image_size"] = image_size
+        self.audio_size = audio_input_size(module) if module is not None else 0
+        if self.audio_size:
+            self.spaces["audio_size"] = self.audio_size
         device = self.device or (str(trainer.strategy.root_device) if trainer is not None else "cpu")
         seq = self.sequence_length
         if seq is None:
             seq = DEFAULT_SEQUENCE_LENGTH if module is not None and is_sequence_module(module) else 0
         self.window_length = int(seq)
+        # several processes: each takes whole inputs (tracks stay together); the writer merges
+        self.world_size = int(trainer.world_size) if trainer is not None else 1
+        rank = int(trainer.global_rank) if trainer is not None else 0
+        self.local_inputs = shard_inputs(self.inputs, self.world_size)[rank] if self.world_size > 1 else list(self.inputs)
         self.table = self.extract(image_size, device)
 
     def extract(self, image_size: int, device: str) -> FaceTable:
-        """Run the face pipeline over the inputs (progress bar over frames)."""
+        """Run the face pipeline over this process's inputs (progress bar over frames)."""
         from tqdm.auto import tqdm
 
         from affect.data.face import FaceDetector
 
         detector = FaceDetector(device=device, min_face_size=self.min_face_size, batch_size=self.detect_batch_size)
-        extractor = FaceExtractor(detector, self.options(image_size))
+        extractor = FaceExtractor(detector, self.options(image_size, self.audio_size))
         start = time.perf_counter()
         with tqdm(desc="affect predict: faces", unit="frame", disable=not self.progress) as bar:
-            table = extractor.run(self.inputs, progress=bar.update)
+            table = extractor.run(self.local_inputs, progress=bar.update)
         self.extract_seconds = time.perf_counter() - start
         size = image_size
         self.crops = np.stack(table.crops) if table.crops else np.zeros((0, size, size, 3), np.uint8)
         self._crop_of = np.array([r["crop"] for r in table.rows], np.int64)
+        if self.audio_size:
+            a = self.audio_size
+            self.audio = np.stack(table.audio) if table.audio else np.zeros((0, 1, a, a), np.uint8)
+            self._spec_of = np.array([r.get("spec", -1) for r in table.rows], np.int64)
         return table
 
     def predict_dataloader(self) -> DataLoader:
         if self.table is None:
             self.setup("predict")
         rows = self.table.rows
+        usable = self._crop_of >= 0
+        audio = spec_of = None
+        if self.audio_size:  # A/V models: only faces with their spectrogram image (see affect.predict.audio)
+            usable &= self._spec_of >= 0
+            audio, spec_of = self.audio, self._spec_of
         if self.window_length > 0:
-            dataset: Dataset = _Windows(self.crops, track_windows(rows, self.window_length), self.window_length, self._crop_of)
+            windows = track_windows(rows, self.window_length, usable)
+            dataset: Dataset = _Windows(self.crops, windows, self.window_length, self._crop_of, audio, spec_of)
         else:
-            faces = np.array([i for i, r in enumerate(rows) if r["crop"] >= 0], np.int64)
-            dataset = _Faces(self.crops, faces, self._crop_of)
-        return DataLoader(dataset, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers)
+            dataset = _Faces(self.crops, np.flatnonzero(usable), self._crop_of, audio, spec_of)
+        # several processes: this one's dataset is its shard already; a DistributedSampler of one
+        # replica keeps Lightning from splitting it again (it only injects one where none is)
+        sampler = DistributedSampler(dataset, num_replicas=1, rank=0, shuffle=False) if self.world_size > 1 else None
+        return DataLoader(dataset, batch_size=self.batch_size, shuffle=False, sampler=sampler, num_workers=self.num_workers)

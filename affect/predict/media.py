@@ -17,7 +17,10 @@ what running on arbitrary media needs:
   optionally detection only every ``detect_every``-th frame with the tracked faces' boxes and points
   carried in between (py-feat's ``skip_frames``), and a minimum face size relative to the frame
   (``min_face_fraction``: fewer MTCNN pyramid levels);
-- **frames without a face** are rows with ``face_detected = 0`` (never silently missing).
+- **frames without a face** are rows with ``face_detected = 0`` (never silently missing);
+- **audio for A/V models** (``FaceOptions.audio_size > 0``): one spectrogram image per used frame,
+  by timestamp, as ``affect prepare --audio`` stores them (:mod:`affect.predict.audio`); an input
+  without audio is ``no_audio``.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from affect.predict.tracks import IoUTracker
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 #: Every status an input can end with (the summary counts each).
-STATUSES = ("ok", "no_face", "not_found", "empty", "unreadable", "truncated", "too_small")
+STATUSES = ("ok", "no_face", "not_found", "empty", "unreadable", "truncated", "too_small", "no_audio")
 #: Names of MTCNN's 5 points, in its order (affect.data.face.template).
 #: A video decoding to fewer than this fraction of its declared frames is reported ``truncated``.
 TRUNCATED = 0.95
@@ -99,11 +102,13 @@ class FaceTable:
     """Rows (one per face and frame, or one per frame without a face) and the aligned crops.
 
     ``rows`` is a list of dicts with the metadata columns of :data:`affect.predict.columns.META_COLUMNS`
-    plus ``crop`` (index into ``crops``, -1 for a frame without a face).
+    plus ``crop`` (index into ``crops``, -1 for a frame without a face) and, for A/V models, ``spec``
+    (index into ``audio``, uint8 ``[1, H, W]`` spectrogram images; -1: no audio for that face).
     """
 
     rows: list[dict] = field(default_factory=list)
     crops: list[np.ndarray] = field(default_factory=list)
+    audio: list[np.ndarray] = field(default_factory=list)
     reports: list[InputReport] = field(default_factory=list)
 
 
@@ -122,6 +127,9 @@ class FaceOptions:
     iou_threshold: float = 0.3
     max_gap: int = 10
     max_image_pixels: int = 400_000_000
+    audio_size: int = 0  # > 0: spectrogram images of this side per face row (A/V models)
+    audio_context_s: float = 0.3  # seconds of audio per image (affect prepare's audio_context_s)
+    missing_audio: str = "skip"  # "skip" | "silence": what an input without audio gets (see affect.predict.audio)
 
 
 def _read_image(path: str, max_pixels: int, max_side: int) -> tuple[np.ndarray, float, str]:
@@ -148,8 +156,11 @@ def _read_image(path: str, max_pixels: int, max_side: int) -> tuple[np.ndarray, 
     return load_image(path), 1.0, detail
 
 
-def iter_video(path: str, stride: int) -> Iterator[tuple[int, float, np.ndarray, float]]:
-    """``(frame index, time s, RGB, fps)`` of every ``stride``-th decoded frame (PyAV).
+def iter_video(
+    path: str, stride: int, times: list[float] | None = None
+) -> Iterator[tuple[int, float, np.ndarray, float]]:
+    """``(frame index, time s, RGB, fps)`` of every ``stride``-th decoded frame (PyAV); ``times``, when
+    given, receives the time of *every* decoded frame (the spectrogram images need all of them).
 
     Raises :class:`CorruptInputError` on a decode error (after yielding the frames decoded so far).
     """
@@ -168,9 +179,11 @@ def iter_video(path: str, stride: int) -> Iterator[tuple[int, float, np.ndarray,
         fps = float(rate) if rate else float("nan")
         try:
             for k, frame in enumerate(container.decode(stream)):
+                t = frame.time if frame.time is not None else (k / fps if math.isfinite(fps) else float("nan"))
+                if times is not None:
+                    times.append(float(t))
                 if k % stride:
                     continue
-                t = frame.time if frame.time is not None else (k / fps if math.isfinite(fps) else float("nan"))
                 yield k, float(t), frame.to_ndarray(format="rgb24"), fps
         except (av.error.FFmpegError, ValueError) as e:
             raise CorruptInputError(f"decoding {path!r} failed: {e}") from e
@@ -254,21 +267,25 @@ class FaceExtractor:
             return report
         if kind == "unknown":
             kind = report.kind = "image"  # let PIL decide (unknown suffix)
+        first, times = len(table.rows), []
         try:
             if kind == "image":
                 self._image(path, table, report)
                 if progress:
                     progress(1)
             else:
-                self._video(path, table, report, progress)
+                self._video(path, table, report, progress, times)
         except CorruptInputError as e:
             if report.frames:
                 report.status, report.detail = "truncated", f"{report.frames} frames read; {e}"
             else:
                 report.status, report.detail = "unreadable", str(e)
-            return report
         if report.status == "ok" and report.frames and report.faces == 0:
             report.status = "no_face"
+        if self.opts.audio_size > 0 and report.faces:
+            from affect.predict.audio import attach_audio
+
+            attach_audio(path, kind, np.asarray(times, np.float64), table.rows[first:], table, report, self.opts)
         return report
 
     def _image(self, path: str, table: FaceTable, report: InputReport) -> None:
@@ -288,7 +305,7 @@ class FaceExtractor:
         faces = sorted(faces, key=lambda f: -f.area)
         self._emit(path, "image", 0, float("nan"), rgb, faces, list(range(len(faces))), False, table, report, factor)
 
-    def _video(self, path: str, table: FaceTable, report: InputReport, progress) -> None:
+    def _video(self, path: str, table: FaceTable, report: InputReport, progress, times: list[float]) -> None:
         tracker = IoUTracker(self.opts.iou_threshold, self.opts.max_gap * self.opts.frame_stride)
         pending: list[tuple[int, float, np.ndarray]] = []
         carried: list[Face] = []
@@ -321,7 +338,7 @@ class FaceExtractor:
             pending.clear()
 
         last = -1
-        for k, t, rgb, fps in iter_video(path, self.opts.frame_stride):
+        for k, t, rgb, fps in iter_video(path, self.opts.frame_stride, times):
             last = k
             report.fps = fps
             report.height, report.width = rgb.shape[:2]

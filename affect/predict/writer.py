@@ -14,7 +14,12 @@ datamodule's table; padding -1). At the end of prediction it writes into ``outpu
   (:mod:`affect.predict.plots`); ``videos/<input>_annotated.mp4`` with ``annotate_video``;
 
 and prints a one-line summary (inputs, frames, faces, frames without a face, bad inputs by name,
-output paths).
+output paths). It writes in the ``teardown`` hook, so a run with no face to predict on (Lightning then
+skips the prediction loop) still writes its rows and summary. With several processes
+(``--trainer.devices N --trainer.strategy ddp``; each has whole inputs, see
+:func:`affect.predict.datamodule.shard_inputs`) every process sends its rows, reports and
+contact-sheet crops to rank 0 (:func:`gather_to_rank_zero`), which merges them in input order
+(:func:`merge_parts`) and writes the same files as one process.
 """
 
 from __future__ import annotations
@@ -63,6 +68,10 @@ class MediaPredictionWriter(BasePredictionWriter):
         self.frame: pd.DataFrame | None = None
 
     # ------------------------------------------------------------------ collecting
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        if stage == "predict":
+            self.on_predict_start(trainer, pl_module)
+
     def on_predict_start(self, trainer, pl_module) -> None:
         self._parts = {}
         self.summary = None
@@ -85,20 +94,43 @@ class MediaPredictionWriter(BasePredictionWriter):
         self._parts.setdefault(key, []).append(value.numpy())
 
     # ------------------------------------------------------------------ writing
-    def on_predict_end(self, trainer, pl_module) -> None:
-        if not trainer.is_global_zero:
+    def teardown(self, trainer, pl_module, stage: str) -> None:
+        """Write at the very end of ``predict`` — also when there was no face to run the model on (then
+        Lightning skips the prediction loop and its ``on_predict_end``). With several processes each
+        sends its rows to rank 0 (:func:`gather_to_rank_zero`), which writes everything."""
+        if stage != "predict":
             return
         dm = trainer.datamodule
         table = getattr(dm, "table", None)
         if table is None:
             raise TypeError(f"MediaPredictionWriter works with MediaDataModule; got {type(dm).__name__}")
+        part = self.local_part(table, dm.spaces, dm.crops)
+        part["extract_s"] = getattr(dm, "extract_seconds", float("nan"))
+        parts = gather_to_rank_zero(trainer, part)
+        if parts is None:  # not rank 0
+            return
+        frame, reports, crops = merge_parts(parts, getattr(dm, "inputs", None))
         out = Path(self.output_dir or Path(trainer.default_root_dir) / "predictions")
-        self.summary = self.write(out, table, dm.spaces, dm.crops)
-        # seconds spent: faces (decode + detect + align + track, in setup) and model + writing
-        self.summary["timing"] = {"extract_s": getattr(dm, "extract_seconds", float("nan")),
-                                  "predict_write_s": time.perf_counter() - self._start}  # fmt: skip
+        self.summary = self.write(out, frame, reports, dm.spaces, crops)
+        # seconds spent: faces (decode + detect + align + track, in setup; the slowest process) and model + writing
+        self.summary["timing"] = {"extract_s": max(p["extract_s"] for p in parts),
+                                  "predict_write_s": time.perf_counter() - self._start,
+                                  "processes": len(parts)}  # fmt: skip
         (out / "summary.json").write_text(json.dumps(self.summary, indent=1, default=float))
         print(summary_line(self.summary), flush=True)
+
+    def local_part(self, table, spaces: Mapping, crops: np.ndarray | None) -> dict:
+        """This process's output rows (:meth:`predictions_frame` plus a ``crop`` column), its input
+        reports and the aligned crops the contact sheet may show (the first ``contact_sheet_max``
+        image faces; ``crop`` indexes them, -1 elsewhere)."""
+        frame = self.predictions_frame(table, spaces)
+        crop_of = np.array([r["crop"] for r in table.rows], np.int64)
+        shown = np.flatnonzero((frame["kind"] == "image").to_numpy() & (crop_of >= 0))[: self.contact_sheet_max] \
+            if len(frame) else np.zeros(0, np.int64)  # fmt: skip
+        crop = np.full(len(frame), -1, np.int64)
+        crop[shown] = np.arange(len(shown))
+        sheet = crops[crop_of[shown]] if crops is not None else np.zeros((0, 1, 1, 3), np.uint8)
+        return {"frame": frame.assign(crop=crop), "reports": list(table.reports), "crops": sheet}
 
     def predictions_frame(self, table, spaces: Mapping) -> pd.DataFrame:
         """The output table: the datamodule's rows with the model's predictions filled in."""
@@ -134,18 +166,19 @@ class MediaPredictionWriter(BasePredictionWriter):
         frame = pd.concat([frame, pd.DataFrame(cols, index=frame.index)], axis=1)
         return frame[[c for c in output_columns(frame.columns)]]
 
-    def write(self, out: Path, table, spaces: Mapping, crops: np.ndarray | None) -> dict:
+    def write(self, out: Path, frame: pd.DataFrame, reports: list, spaces: Mapping, crops: np.ndarray | None) -> dict:
+        """Every output file from the rows (``frame``: :meth:`predictions_frame`'s columns plus ``crop``,
+        indexing ``crops`` for the contact sheet) and the input reports, in input order."""
         out.mkdir(parents=True, exist_ok=True)
-        frame = self.predictions_frame(table, spaces)
-        self.frame = frame
+        self.frame = frame.drop(columns="crop")
         combined = out / "predictions.csv"
-        frame.to_csv(combined, index=False, float_format="%.6g")
-        names = safe_names([r.input for r in table.reports])
+        self.frame.to_csv(combined, index=False, float_format="%.6g")
+        names = safe_names([r.input for r in reports])
         per_input = out / "csv"
         per_input.mkdir(exist_ok=True)
         outputs: dict[str, list[str]] = {"predictions": [str(combined)], "csv": [], "plots": [], "videos": []}
-        groups = dict(tuple(frame.groupby("input", sort=False))) if len(frame) else {}
-        for report in table.reports:
+        groups = dict(tuple(self.frame.groupby("input", sort=False))) if len(self.frame) else {}
+        for report in reports:
             rows = groups.get(report.input)
             if rows is None:
                 continue
@@ -153,40 +186,84 @@ class MediaPredictionWriter(BasePredictionWriter):
             rows.to_csv(path, index=False, float_format="%.6g")
             outputs["csv"].append(str(path))
         if self.plots and len(frame):
-            outputs["plots"] = self._plots(out / "plots", frame, table, names, spaces, crops)
+            outputs["plots"] = self._plots(out / "plots", frame, reports, names, spaces, crops)
         if self.annotate_video:
             from affect.predict.annotate import annotate_video
 
-            for report in table.reports:
+            for report in reports:
                 rows = groups.get(report.input)
                 if report.kind == "video" and rows is not None and report.frames:
                     dest = out / "videos" / f"{names[report.input]}_annotated.mp4"
                     outputs["videos"].append(str(annotate_video(report.input, rows, dest)))
-        inputs = pd.DataFrame([vars(r) for r in table.reports])
+        inputs = pd.DataFrame([vars(r) for r in reports])
         inputs.to_csv(out / "inputs.csv", index=False)
-        summary = summarise(table.reports, outputs, out)
+        summary = summarise(reports, outputs, out)
         (out / "summary.json").write_text(json.dumps(summary, indent=1, default=float))
         return summary
 
-    def _plots(self, folder: Path, frame: pd.DataFrame, table, names, spaces, crops) -> list[str]:
+    def _plots(self, folder: Path, frame: pd.DataFrame, reports, names, spaces, crops) -> list[str]:
         from affect.predict.plots import contact_sheet_figure, timeline_figure
 
         folder.mkdir(parents=True, exist_ok=True)
         written = []
-        for report in table.reports:
+        for report in reports:
             if report.kind == "video" and report.faces:
                 fig = timeline_figure(frame[frame["input"] == report.input], spaces, title=report.input)
                 path = folder / f"{names[report.input]}_timeline.png"
                 fig.savefig(path, dpi=100, bbox_inches="tight")
                 written.append(str(path))
-        with_crop = frame.assign(crop=[r["crop"] for r in table.rows])
-        images = with_crop[(with_crop["kind"] == "image") & (with_crop["face_detected"] == 1)]
+        images = frame[(frame["kind"] == "image") & (frame["crop"] >= 0)]
         if len(images) and crops is not None:
             fig = contact_sheet_figure(images.head(self.contact_sheet_max), crops, spaces)
             path = folder / "contact_sheet.png"
             fig.savefig(path, dpi=100, bbox_inches="tight")
             written.append(str(path))
         return written
+
+
+def gather_to_rank_zero(trainer, obj: object) -> list | None:
+    """``[obj of rank 0, obj of rank 1, ...]`` on rank 0 and ``None`` on the others (one process:
+    ``[obj]``). ``torch.distributed.gather_object`` over the strategy's process group (gloo on CPU,
+    NCCL on GPUs): the rows travel between the processes, no shared folder is needed."""
+    import torch.distributed as dist
+
+    world = int(getattr(trainer, "world_size", 1))
+    if world == 1 or not (dist.is_available() and dist.is_initialized()):
+        return [obj]
+    gathered: list | None = [None] * world if trainer.global_rank == 0 else None
+    dist.gather_object(obj, gathered, dst=0)
+    return gathered
+
+
+def merge_parts(parts: list[dict], inputs: list[str] | None = None) -> tuple[pd.DataFrame, list, np.ndarray]:
+    """The processes' :meth:`MediaPredictionWriter.local_part` outputs as one: rows and reports in the
+    order of ``inputs`` (each input's rows as its process made them), crop indices offset.
+
+    >>> from affect.predict.media import InputReport
+    >>> a = {"frame": pd.DataFrame({"input": ["b", "b"], "valence": [0.1, 0.2], "crop": [-1, 0]}),
+    ...      "reports": [InputReport("b", "image")], "crops": np.zeros((1, 2, 2, 3), np.uint8)}
+    >>> b = {"frame": pd.DataFrame({"input": ["a"], "crop": [0]}), "reports": [InputReport("a", "image")],
+    ...      "crops": np.ones((1, 2, 2, 3), np.uint8)}
+    >>> frame, reports, crops = merge_parts([a, b], ["a", "b"])
+    >>> frame["input"].tolist(), frame["crop"].tolist(), [r.input for r in reports], crops[:, 0, 0, 0].tolist()
+    (['a', 'b', 'b'], [1, -1, 0], ['a', 'b'], [0, 1])
+    """
+    frames, offset = [], 0
+    for p in parts:
+        f = p["frame"]
+        frames.append(f.assign(crop=np.where(f["crop"].to_numpy() >= 0, f["crop"].to_numpy() + offset, -1)))
+        offset += len(p["crops"])
+    crops = np.concatenate([p["crops"] for p in parts if len(p["crops"])] or [parts[0]["crops"]])
+    reports = [r for p in parts for r in p["reports"]]
+    full = [f for f in frames if len(f)] or frames[:1]
+    frame = pd.concat(full, ignore_index=True) if len(full) > 1 else full[0]
+    if len(parts) > 1:
+        order = {p: i for i, p in enumerate(inputs or dict.fromkeys(r.input for r in reports))}
+        rank = frame["input"].map(order).to_numpy() if len(frame) else np.zeros(0, np.int64)
+        frame = frame.iloc[np.argsort(rank, kind="stable")].reset_index(drop=True)
+        frame = frame[[*output_columns(frame.columns), "crop"]]
+        reports.sort(key=lambda r: order[r.input])
+    return frame, reports, crops
 
 
 def _scatter(n: int, rows: np.ndarray, values: np.ndarray) -> np.ndarray:

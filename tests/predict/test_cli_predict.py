@@ -145,7 +145,7 @@ def test_predict_on_video_photos_and_bad_inputs(checkpoints, media, tmp_path, ca
     assert len(inputs) == 10 and set(inputs["status"]) == set(summary["status_counts"])
 
 
-def test_sequence_model_runs_over_tracks(checkpoints, shared_data, tmp_path):
+def test_sequence_model_runs_over_tracks(checkpoints, shared_data, tmp_path, crops_from_csv):
     """AffWildNet (a GRU over frames) gets each face track as sequences: its per-frame VA equals the model
     run on the track's crops in order."""
     from affect.models.affwildnet import AffWildNetModule
@@ -159,12 +159,7 @@ def test_sequence_model_runs_over_tracks(checkpoints, shared_data, tmp_path):
     assert "valence" in df and "Neutral" not in df and df["valence"].notna().all()
     module = AffWildNetModule.load_from_checkpoint(checkpoints["sequence"], map_location="cpu").eval()
     frames = dict(iter_video_frames(video, indices=df["frame"].tolist()))
-    points = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
-    crops = []
-    for _, row in df.iterrows():
-        p5 = np.array([[row[f"{n}_x"], row[f"{n}_y"]] for n in points])
-        crops.append(align_face(frames[row["frame"]], points5=p5, size=IMAGE)[0])
-    images = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2)
+    images = torch.from_numpy(crops_from_csv(frames, df, IMAGE))
     def run(x):  # MTCNN gives 5 points, not 68: landmarks are absent (mask False)
         return module(x[None], torch.zeros(1, len(x), 68, 2), torch.zeros(1, len(x), dtype=torch.bool))["va"][0]
 

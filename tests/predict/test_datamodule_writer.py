@@ -81,3 +81,19 @@ def test_safe_names_are_unique():
     names = safe_names(["/a/x/v.mp4", "/b/x/v.mp4", "/c/y.jpg", "/d/y.jpg"])
     assert names == {"/a/x/v.mp4": "a__x__v.mp4", "/b/x/v.mp4": "b__x__v.mp4", "/c/y.jpg": "c__y.jpg", "/d/y.jpg": "d__y.jpg"}
     assert len(set(names.values())) == 4
+
+
+def test_windows_carry_each_faces_spectrogram_and_skip_faces_without_one():
+    t = table_of(4, [1, 2, 0, 1])  # rows: 0 f0, 1 f0, 2 f1, 3 none, 4 f0
+    crops = np.stack(t.crops)
+    crop_of = np.array([r["crop"] for r in t.rows])
+    audio = np.arange(3, dtype=np.uint8)[:, None, None, None] * np.ones((1, 1, 4, 4), np.uint8)  # image k is all k
+    spec_of = np.array([0, 1, -1, -1, 2])  # frame 1's second face has no audio image
+    usable = (crop_of >= 0) & (spec_of >= 0)
+    windows = track_windows(t.rows, 3, usable)
+    assert windows == [[0, 1, 4]]
+    w = _Windows(crops, windows, 3, crop_of, audio, spec_of)[0]
+    assert w["audio"].shape == (3, 1, 4, 4) and w["audio"].dtype == torch.uint8
+    assert w["audio"][:, 0, 0, 0].tolist() == [0, 1, 2] and w["image"][:, 0, 0, 0].tolist() == [0, 1, 3]
+    one = _Faces(crops, np.array([4]), crop_of, audio, spec_of)[0]
+    assert one["audio"].shape == (1, 4, 4) and int(one["audio"][0, 0, 0]) == 2
