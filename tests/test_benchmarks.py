@@ -46,3 +46,12 @@ def test_bench_train_gpu_smoke(tmp_path):
                          r"\| +[0-9.]+ GFLOP/image", line.group(0)), line.group(0)  # fmt: skip
     assert re.search(r"^store +facebehaviornet .* images/s", out, re.M), out
     assert "assumed dense bf16 peak: unknown" in out  # a CPU has no entry in the peak table
+
+
+@pytest.mark.slow
+def test_fer2013_variants_smoke():
+    """Four rows (raw / EMA weights x test-time flip off / on) from one EMA checkpoint."""
+    out = smoke("fer2013_variants.py")
+    rows = re.findall(r"^(raw|ema) weights, test_time_flip=(on|off) +([0-9.]+) +([0-9.]+) +([0-9.]+)$", out, re.M)
+    assert [(w, f) for w, f, *_ in rows] == [("raw", "off"), ("raw", "on"), ("ema", "off"), ("ema", "on")], out
+    assert all(0.0 <= float(v) <= 1.0 for *_, a, f1, uar in rows for v in (a, f1, uar))

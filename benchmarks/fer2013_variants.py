@@ -1,0 +1,103 @@
+"""Held-out scores of one FER2013 run's checkpoint with and without the evaluation-time options.
+
+A run of ``experiments/fer2013.yaml`` trains with Lightning's ``EMAWeightAveraging``: its checkpoint
+holds the averaged weights (``state_dict``) and the raw weights of the same step
+(``current_model_state``). This script validates, through ``affect validate``, each of
+
+- ``raw`` / ``ema`` weights (what the EMA adds),
+- ``test_time_flip`` off / on (what averaging a face with its mirror image adds),
+
+on the run's own held-out split (the config's ``val_fraction``), and prints one row per variant:
+accuracy, macro-F1 and UAR. The rows of the README's FER2013 table come from it.
+
+Run: ``python benchmarks/fer2013_variants.py --config experiments/fer2013.yaml --ckpt runs/fer2013/.../best.ckpt``
+(``AFFECT_DATA`` must hold ``fer2013/``). ``--smoke`` runs it on a generated FER-layout folder with
+a checkpoint trained for one step (what ``tests/test_benchmarks.py`` runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from affect.cli import build_cli  # noqa: E402
+
+METRICS = ("acc", "f1", "uar")
+
+
+def raw_weights_checkpoint(ckpt: Path, out: Path) -> Path | None:
+    """A copy of ``ckpt`` whose ``state_dict`` is the raw (not averaged) weights; ``None`` without EMA."""
+    checkpoint = torch.load(ckpt, map_location="cpu", weights_only=True)
+    if "current_model_state" not in checkpoint:
+        return None
+    checkpoint["state_dict"] = checkpoint.pop("current_model_state")
+    checkpoint.pop("averaging_state", None)
+    torch.save(checkpoint, out)
+    return out
+
+
+def validate(config: Path, ckpt: Path, flip: bool, root: Path, extra: list[str]) -> dict[str, float]:
+    """``affect validate`` of ``ckpt``; the held-out split's EXPR metrics."""
+    cli = build_cli(["validate", "--config", str(config), "--ckpt_path", str(ckpt),
+                     f"--model.init_args.test_time_flip={str(flip).lower()}", "--trainer.callbacks=null",
+                     "--trainer.logger=false", f"--trainer.default_root_dir={root}", "--trainer.enable_progress_bar=false",
+                     *extra])  # fmt: skip
+    return {m: float(cli.trainer.callback_metrics[f"val/expr/{m}"]) for m in METRICS}
+
+
+def variants(config: Path, ckpt: Path, extra: list[str]) -> list[tuple[str, dict[str, float]]]:
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = raw_weights_checkpoint(ckpt, Path(tmp) / "raw.ckpt")
+        weights = [("raw", raw), ("ema", ckpt)] if raw is not None else [("as saved", ckpt)]
+        for name, path in weights:
+            for flip in (False, True):
+                label = f"{name} weights, test_time_flip={'on' if flip else 'off'}"
+                rows.append((label, validate(config, path, flip, Path(tmp) / f"{name}-{flip}", extra)))
+    return rows
+
+
+def smoke(tmp: Path) -> tuple[Path, Path, list[str]]:
+    """A generated FER-layout folder and a checkpoint of one training step on it (EMA on)."""
+    from affect.data.fixtures import write_fixture_tree
+
+    write_fixture_tree(tmp, ["fer2013"])
+    os.environ["AFFECT_DATA"] = str(tmp)
+    config = Path(__file__).resolve().parents[1] / "experiments" / "fer2013.yaml"
+    extra = ["--model.init_args.hidden=16", "--data.init_args.batch_size=8", "--data.init_args.num_workers=0"]
+    run = tmp / "run"
+    build_cli(["fit", "--config", str(config), "--trainer.max_epochs=1", "--trainer.max_time=null",
+               f"--trainer.default_root_dir={run}", f"--trainer.logger.init_args.save_dir={run}", *extra])  # fmt: skip
+    return config, next(run.rglob("*.ckpt")), extra
+
+
+def main(argv: list[str] | None = None) -> list[tuple[str, dict[str, float]]]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, help="the run's config (experiments/fer2013.yaml)")
+    parser.add_argument("--ckpt", type=Path, help="the run's checkpoint")
+    parser.add_argument("--smoke", action="store_true", help="train one step on generated faces and evaluate that")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.smoke:
+            config, ckpt, extra = smoke(Path(tmp))
+        elif args.config is None or args.ckpt is None:
+            parser.error("--config and --ckpt are required (or --smoke)")
+        else:
+            config, ckpt, extra = args.config, args.ckpt, []
+        rows = variants(config, ckpt, extra)
+    print(f"{'variant':40s} " + " ".join(f"{m:>7s}" for m in METRICS))
+    for label, scores in rows:
+        print(f"{label:40s} " + " ".join(f"{scores[m]:7.4f}" for m in METRICS))
+    return rows
+
+
+if __name__ == "__main__":
+    main()
