@@ -1,17 +1,19 @@
 """Held-out scores of one FER2013 run's checkpoint with and without the evaluation-time options.
 
-A run of ``experiments/fer2013.yaml`` trains with Lightning's ``EMAWeightAveraging``: its checkpoint
-holds the averaged weights (``state_dict``) and the raw weights of the same step
-(``current_model_state``). This script validates, through ``affect validate``, each of
+A run trained with Lightning's ``EMAWeightAveraging`` callback (an option of
+``experiments/fer2013.yaml``) has a checkpoint holding the averaged weights (``state_dict``) and the
+raw weights of the same step (``current_model_state``). This script validates, through
+``affect validate``, each of
 
-- ``raw`` / ``ema`` weights (what the EMA adds),
+- ``raw`` / ``ema`` weights (what the EMA adds; one row of weights "as saved" without an EMA),
 - ``test_time_flip`` off / on (what averaging a face with its mirror image adds),
 
 on the run's own held-out split (the config's ``val_fraction``), and prints one row per variant:
 accuracy, macro-F1 and UAR. The rows of the README's FER2013 table come from it.
 
 Run: ``python benchmarks/fer2013_variants.py --config experiments/fer2013.yaml --ckpt runs/fer2013/.../best.ckpt``
-(``AFFECT_DATA`` must hold ``fer2013/``). ``--smoke`` runs it on a generated FER-layout folder with
+(``AFFECT_DATA`` must hold ``fer2013/``; other arguments go to ``affect validate``, e.g. the run's
+``--data.init_args.store``). ``--smoke`` runs it on a generated FER-layout folder with
 a checkpoint trained for one step (what ``tests/test_benchmarks.py`` runs).
 """
 
@@ -72,8 +74,11 @@ def smoke(tmp: Path) -> tuple[Path, Path, list[str]]:
     os.environ["AFFECT_DATA"] = str(tmp)
     config = Path(__file__).resolve().parents[1] / "experiments" / "fer2013.yaml"
     extra = ["--model.init_args.hidden=16", "--data.init_args.batch_size=8", "--data.init_args.num_workers=0"]
+    ema = tmp / "ema.yaml"
+    ema.write_text("trainer:\n  callbacks:\n    - class_path: lightning.pytorch.callbacks.EMAWeightAveraging\n"
+                   "      init_args: {decay: 0.9}\n")  # fmt: skip
     run = tmp / "run"
-    build_cli(["fit", "--config", str(config), "--trainer.max_epochs=1", "--trainer.max_time=null",
+    build_cli(["fit", "--config", str(config), "--config", str(ema), "--trainer.max_epochs=1", "--trainer.max_time=null",
                f"--trainer.default_root_dir={run}", f"--trainer.logger.init_args.save_dir={run}", *extra])  # fmt: skip
     return config, next(run.rglob("*.ckpt")), extra
 
@@ -83,7 +88,7 @@ def main(argv: list[str] | None = None) -> list[tuple[str, dict[str, float]]]:
     parser.add_argument("--config", type=Path, help="the run's config (experiments/fer2013.yaml)")
     parser.add_argument("--ckpt", type=Path, help="the run's checkpoint")
     parser.add_argument("--smoke", action="store_true", help="train one step on generated faces and evaluate that")
-    args = parser.parse_args(argv)
+    args, passed = parser.parse_known_args(argv)  # the rest goes to affect validate (e.g. --data.init_args.store)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     with tempfile.TemporaryDirectory() as tmp:
         if args.smoke:
@@ -91,7 +96,7 @@ def main(argv: list[str] | None = None) -> list[tuple[str, dict[str, float]]]:
         elif args.config is None or args.ckpt is None:
             parser.error("--config and --ckpt are required (or --smoke)")
         else:
-            config, ckpt, extra = args.config, args.ckpt, []
+            config, ckpt, extra = args.config, args.ckpt, passed
         rows = variants(config, ckpt, extra)
     print(f"{'variant':40s} " + " ".join(f"{m:>7s}" for m in METRICS))
     for label, scores in rows:
