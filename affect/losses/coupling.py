@@ -259,12 +259,13 @@ def distribution_matching_loss(
         term = term + p_au * torch.log(pc)
         if binary:
             term = term + (1.0 - p_au) * torch.log1p(-pc)
-    if aus == "related":
-        matched = (p_au_given_emo > 0).any(0).to(term.device)
-        if not bool(matched.any()):
-            return zero_like_graph(expr_logits, au_logits)
-        term = term[:, matched]
-    per_sample = term.mean(-1) if reduction == "mean" else term.sum(-1)
+    if aus == "related":  # weights 0/1 on the AUs, not a selection of columns (no host sync)
+        matched = (p_au_given_emo > 0).any(0).to(term.device, term.dtype)
+        per_sample = (term * matched).sum(-1)
+        if reduction == "mean":
+            per_sample = per_sample / matched.sum().clamp_min(1.0)
+    else:
+        per_sample = term.mean(-1) if reduction == "mean" else term.sum(-1)
     return per_sample.mean()
 
 
@@ -302,9 +303,9 @@ def soft_co_annotation_targets_tables(
     scorable = den > 0
     score = torch.where(scorable, num / den.clamp_min(torch.finfo(dtype).tiny), torch.zeros_like(num))
     valid = scorable.any(-1)
-    if not bool((related[NEUTRAL] > 0).any()):  # Neutral has no related AU: fixed score or excluded
-        fill = float("-inf") if neutral_score is None else float(neutral_score)
-        score[:, NEUTRAL] = fill
+    # Neutral without a related AU gets a fixed score (or is excluded): chosen on the device, no host sync
+    fixed = (torch.arange(NUM_EXPR, device=au.device) == NEUTRAL) & ~(related[NEUTRAL] > 0).any().to(au.device)
+    score = torch.where(fixed, float("-inf") if neutral_score is None else float(neutral_score), score)
     soft = F.softmax(score / temperature, dim=-1)
     return soft, valid
 

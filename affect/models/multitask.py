@@ -154,7 +154,7 @@ class MultiTaskModule(L.LightningModule):
 
         def make(stage: str, task: str):
             if task == "va":
-                return VAMetrics()
+                return VAMetrics(validate_args=stage != "train")
             if task == "expr":
                 return ExprMetrics(num_classes=NUM_EXPR, validate_args=stage != "train")
             return AUMetrics(num_aus=len(self.au_set), threshold=self.hparams.au_threshold,
@@ -379,7 +379,9 @@ class MultiTaskModule(L.LightningModule):
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self):
         params = [p for p in self.parameters() if p.requires_grad]
-        fused = all(p.device.type == "cuda" for p in params) and bool(params)
+        # fused Adam (one kernel per step, step counts on the device: no .item() per parameter) where torch
+        # has it; on the CPU it is also 3-4x faster than the per-parameter loop
+        fused = bool(params) and all(p.device.type in ("cpu", "cuda") for p in params)
         optimizer = torch.optim.Adam(params, lr=self.hparams.lr, fused=fused or None)
         if self.hparams.lr_decay_after is None:
             return optimizer
