@@ -102,7 +102,9 @@ def _caller() -> str:
 
 
 class OpCounter(TorchDispatchMode):
-    """Counts the aten ops run while it is active (≈ kernel launches on a GPU), by op name.
+    """Counts the aten ops run while it is active, by op name: in :attr:`ops` those that compute (≈ kernel
+    launches on a GPU), in :attr:`views` the views and aliases (``view``, ``t``, ``expand``, ``detach``: no
+    kernel).
 
     Use it as a context manager, or :meth:`start` / :meth:`stop` it around parts of a longer run
     (e.g. only the training steps after the first, from a Lightning callback): ops run while it is
@@ -112,6 +114,7 @@ class OpCounter(TorchDispatchMode):
     def __init__(self) -> None:
         super().__init__()
         self.ops: Counter[str] = Counter()
+        self.views: Counter[str] = Counter()
         self.active = True
 
     def start(self) -> None:
@@ -122,10 +125,11 @@ class OpCounter(TorchDispatchMode):
 
     @property
     def total(self) -> int:
+        """Ops that compute (views and aliases left out)."""
         return sum(self.ops.values())
 
     def record(self, func, args: tuple) -> None:
-        self.ops[str(func)] += 1
+        (self.views if func.is_view else self.ops)[str(func)] += 1
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         if self.active:

@@ -19,13 +19,14 @@ from affect.losses import (
     MultiTaskLoss,
     au_bce_loss,
     ccc_loss,
+    co_annotate_tables,
     distribution_matching_loss,
     relatedness_tables,
     soft_co_annotation_targets_tables,
     soft_cross_entropy,
     zero_like_graph,
 )
-from affect.losses.coupling import NEUTRAL
+from affect.losses.coupling import NEUTRAL, PRESENT_THRESHOLD
 from affect.losses.task import ccc_per_dim, upcast
 from affect.profiling import HostSyncCounter
 
@@ -72,11 +73,51 @@ def old_dm_tail(term, expr_logits, au_logits, table, aus, reduction):
     return per_sample.mean()
 
 
-def old_neutral_fill(score, related, neutral_score):
-    score = score.clone()
+def old_co_annotate_tables(expr, au, au_weight, related, weights, reweight=True):
+    expr = expr.long()
+    au_weight = au_weight.to(au.dtype if au.is_floating_point() else torch.float32)
+    au = au.to(au_weight.dtype)
+    related = related.to(au.device, au.dtype)
+    weights = weights.to(au.device, au.dtype)
+    annotated = au_weight > 0
+    has_au = annotated.any(-1)
+    has_expr = expr >= 0
+    fill = (has_expr & ~has_au)[:, None]
+    rows = expr.clamp_min(0)
+    rel_rows = related[rows] > 0
+    w_rows = (weights if reweight else related)[rows]
+    au_new = torch.where(fill & rel_rows, torch.ones_like(au), au)
+    weight_new = torch.where(fill, torch.where(rel_rows, w_rows, torch.zeros_like(w_rows)), au_weight)
+    present = annotated & (au >= PRESENT_THRESHOLD)
+    need = (related > 0).sum(-1)
+    missing = (~present).to(au.dtype) @ (related > 0).to(au.dtype).T
+    qualifies = (missing == 0) & (need > 0)[None, :]
+    order = torch.arange(NUM_EXPR, device=au.device)
+    key = need * (NUM_EXPR + 1) + (NUM_EXPR - order)
+    best = torch.where(qualifies, key[None, :], torch.full_like(qualifies, -1, dtype=key.dtype)).argmax(-1)
+    assign = (~has_expr) & has_au & qualifies.any(-1)
+    expr_new = torch.where(assign, best, expr)
+    return expr_new, au_new, weight_new
+
+
+def old_soft_co_annotation_targets_tables(au, au_weight, related, weights, reweight=True, neutral_score=0.0,
+                                          temperature=1.0):  # fmt: skip
+    dtype = au.dtype if au.is_floating_point() else torch.float32
+    annotated = au_weight > 0
+    a = annotated.to(dtype)
+    y = torch.where(annotated, au.to(dtype), torch.zeros_like(a))
+    w = (weights if reweight else related).to(au.device, dtype)
+    w = torch.where(related.to(au.device) > 0, w, torch.zeros_like(w))
+    num = y @ w.T
+    den = a @ w.T
+    scorable = den > 0
+    score = torch.where(scorable, num / den.clamp_min(torch.finfo(dtype).tiny), torch.zeros_like(num))
+    valid = scorable.any(-1)
     if not bool((related[NEUTRAL] > 0).any()):
-        score[:, NEUTRAL] = float("-inf") if neutral_score is None else float(neutral_score)
-    return score
+        fill = float("-inf") if neutral_score is None else float(neutral_score)
+        score[:, NEUTRAL] = fill
+    soft = F.softmax(score / temperature, dim=-1)
+    return soft, valid
 
 
 # ------------------------------------------------------------------ helpers
@@ -161,26 +202,53 @@ def test_distribution_matching(form, name):
     assert (value == 0) == (name == "none" and form == "matched")
 
 
-@pytest.mark.parametrize("neutral_score", [0.0, 0.7, None])
-@pytest.mark.parametrize("name", ["du2014", "affwild2", "neutral_related"])
-def test_soft_targets_neutral_fill(neutral_score, name):
+def label_batch(seed, n=40):
+    """Every case of both directions: EXPR only, AU only (some qualifying), both, neither, partial masks."""
+    g = torch.Generator().manual_seed(seed)
+    expr = torch.randint(-1, 7, (n,), generator=g)
+    au = (torch.rand(n, 17, generator=g) > 0.5).float()
+    kind = torch.randint(0, 3, (n,), generator=g)  # 0: no AU annotated, 1: all, 2: some
+    mask = torch.where(kind[:, None] == 1, True, torch.rand(n, 17, generator=g) > 0.5) & (kind[:, None] != 0)
+    au[:4] = 1.0  # all present: several emotions qualify, the priority decides
+    mask[:4], expr[:4] = True, -1
+    au[~mask] = float("nan")
+    return expr, au, mask
+
+
+def tables_like(name):
     related, weights = relatedness_tables("du2014" if name == "neutral_related" else name, AU_SET)
-    if name == "neutral_related":  # a table that does relate an AU to Neutral: its score is computed
+    if name == "neutral_related":  # a table that relates an AU to Neutral: its soft score is computed
         related, weights = related.clone(), weights.clone()
         related[NEUTRAL, 3] = weights[NEUTRAL, 3] = 1.0
-    g = torch.Generator().manual_seed(1)
-    au = (torch.rand(12, 17, generator=g) > 0.5).float()
-    mask = torch.rand(12, 17, generator=g) > 0.4
-    mask[0] = False  # a sample without annotation: not valid
-    soft, valid = soft_co_annotation_targets_tables(au, mask, related, weights, neutral_score=neutral_score)
-    # reference: the scores as the function computes them, then the old in-place fill
-    a, y = mask.float(), torch.where(mask, au, 0.0)
-    w = torch.where(related > 0, weights, 0.0)
-    num, den = y @ w.T, a @ w.T
-    score = torch.where(den > 0, num / den.clamp_min(torch.finfo(torch.float32).tiny), 0.0)
-    expected = torch.softmax(old_neutral_fill(score, related, neutral_score), -1)
-    torch.testing.assert_close(soft, expected, rtol=0, atol=0)
-    assert valid.tolist() == (den > 0).any(-1).tolist() and not valid[0]
+    return related, weights
+
+
+@pytest.mark.parametrize("reweight", [True, False])
+@pytest.mark.parametrize("name", ["du2014", "affwild2", "neutral_related"])
+@pytest.mark.parametrize("seed", range(3))
+def test_co_annotation(seed, name, reweight):
+    related, weights = tables_like(name)
+    expr, au, mask = label_batch(seed)
+    for weight in (mask, mask * torch.rand(mask.shape)):
+        new = co_annotate_tables(expr, au, weight, related, weights, reweight=reweight)
+        old = old_co_annotate_tables(expr, au, weight, related, weights, reweight=reweight)
+        for a, b in zip(new, old, strict=True):
+            torch.testing.assert_close(a, b, rtol=0, atol=0, equal_nan=True)
+    assert (new[0] != expr).any()  # the batch exercises AU -> EXPR
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.5])
+@pytest.mark.parametrize("reweight", [True, False])
+@pytest.mark.parametrize("neutral_score", [0.0, 0.7, None])
+@pytest.mark.parametrize("name", ["du2014", "affwild2", "neutral_related"])
+def test_soft_targets(name, neutral_score, reweight, temperature):
+    related, weights = tables_like(name)
+    _, au, mask = label_batch(1)
+    kw = {"reweight": reweight, "neutral_score": neutral_score, "temperature": temperature}
+    soft, valid = soft_co_annotation_targets_tables(au, mask, related, weights, **kw)
+    old_soft, old_valid = old_soft_co_annotation_targets_tables(au, mask, related, weights, **kw)
+    torch.testing.assert_close(soft, old_soft, rtol=0, atol=0)
+    assert valid.tolist() == old_valid.tolist() and not valid.all() and valid.any()
 
 
 def domain_outputs(seed, expr_labels=True):
