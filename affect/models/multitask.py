@@ -35,7 +35,7 @@ from affect.errors import ConfigError
 from affect.labels import AU_SET, EXPR_CLASSES, NUM_EXPR
 from affect.losses import MultiTaskLoss
 from affect.losses.multitask import flatten_frames
-from affect.metrics import AUMetrics, ExprMetrics, VAMetrics, p_mtl, scalar_items
+from affect.metrics import AUMetrics, ExprMetrics, VAMetrics, WeightedMeans, p_mtl, scalar_items
 from affect.models.batching import NORMALISATION, concat_batches, is_domain_batch, narrow_au, network_inputs
 from affect.models.weights import InitialWeights, load_weights
 
@@ -131,6 +131,8 @@ class MultiTaskModule(L.LightningModule):
         # merge one name over several evaluation dataloaders.
         terms = ["loss", *tasks] + ["dm"] * self.loss_fn.distribution_matching + ["soft"] * self.loss_fn.soft_co_annotation
         self.eval_losses = nn.ModuleDict({f"{s}_{t}": MeanMetric() for s in STAGES[1:] for t in terms})
+        # The training terms' epoch means: one device-side update per step instead of one self.log per term.
+        self.train_losses = WeightedMeans(terms[1:])
         #: ``{stage: {task: results}}`` of the last finished epoch (for callbacks: figures, summaries).
         self.epoch_results: dict[str, dict[str, dict[str, Tensor]]] = {}
         self._initial_weights_done = False
@@ -260,9 +262,7 @@ class MultiTaskModule(L.LightningModule):
         n = int(batch["image"].shape[0])
         if stage == "train":
             self.log("train/loss", terms["loss"], on_step=True, on_epoch=True, prog_bar=True, batch_size=n)
-            for name, value in terms.items():
-                if name != "loss":
-                    self.log(f"train/{name}/loss", value, on_step=False, on_epoch=True, batch_size=n)
+            self.train_losses.update(torch.stack([terms[name] for name in self.train_losses.names]), n)
         flat_out, flat = flatten_frames({k: v.detach() for k, v in active.items()}, batch)
         if stage != "train":
             weights = _term_weights(flat, len(next(iter(flat_out.values()))))
@@ -306,6 +306,9 @@ class MultiTaskModule(L.LightningModule):
                 logged.update(
                     {f"{stage}/au/f1_AU{a}": v for a, v in zip(self.au_set, res["f1_per_au"], strict=True)}
                 )
+        if stage == "train" and self.train_losses.update_count:
+            logged.update({f"train/{name}/loss": v for name, v in self.train_losses.compute().items()})
+            self.train_losses.reset()
         if stage != "train":
             for key, mean in self.eval_losses.items():
                 if key.startswith(f"{stage}_"):

@@ -136,3 +136,29 @@ def test_the_harness_finds_a_sync_and_its_line(tmp_path):
     assert f"{steps}x aten._local_scalar_dense.default at test_step_syncs.py:{line['loss.item()']} syncing_step" in where
     assert f"{steps}x aten.index.Tensor[bool] at test_step_syncs.py:{line['picked =']} syncing_step" in where
     assert f"{steps}x aten.index_put.default[bool] at backward of test_step_syncs.py:{line['picked =']} syncing_step" in where
+
+
+def test_epoch_means_of_the_loss_terms(tmp_path):
+    """``train/{term}/loss`` (one device-side update per step, logged at the epoch's end) is the batch-size
+    weighted mean of the step values, as ``self.log(on_epoch=True)`` per term gave before."""
+    torch.manual_seed(0)
+    module = FaceBehaviorNetModule(**TINY, loss=MultiTaskLoss(**LOSSES["coupled"]))
+    seen: list[tuple[int, dict]] = []
+    loss_fn = module.loss_fn.forward
+
+    def recording(outputs, batch):
+        terms = loss_fn(outputs, batch)
+        if module.training:
+            seen.append((len(batch["image"]), {k: float(v) for k, v in terms.items()}))
+        return terms
+
+    module.loss_fn.forward = recording
+    trainer = L.Trainer(accelerator="cpu", devices=1, max_epochs=1, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)  # fmt: skip
+    trainer.fit(module, DataLoader(DomainBatches(), batch_size=None))
+    assert len(seen) == STEPS
+    total = sum(n for n, _ in seen)
+    for name in ("loss", "va", "expr", "au", "dm", "soft"):
+        expected = sum(n * terms[name] for n, terms in seen) / total
+        key = "train/loss" if name == "loss" else f"train/{name}/loss"
+        assert trainer.callback_metrics[key].item() == pytest.approx(expected, rel=1e-6), key
