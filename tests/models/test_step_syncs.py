@@ -107,6 +107,18 @@ def test_training_step_has_no_host_sync(loss, tmp_path):
     assert not_pending(counter) == [], "\n".join(counter.where())
 
 
+def test_mt_vgg_step_narrowing_the_au_set_has_no_host_sync(tmp_path):
+    """MT-VGG's 8 ABAW 2020 AUs are narrowed from the batches' 17 on every step (no index from a Python list)."""
+    from affect.models.mt_vgg import MTVGGModule
+
+    torch.manual_seed(0)
+    module = MTVGGModule(**TINY)
+    assert len(module.au_set) == 8
+    counter, steps = run_steps(module, DomainBatches(), tmp_path)
+    assert steps == STEPS - 1
+    assert not_pending(counter) == [], "\n".join(counter.where())
+
+
 def test_no_sync_when_a_domain_has_no_labels(tmp_path):
     """Empty subsets (here: no EXPR label at all) are handled without a branch on tensor values."""
     torch.manual_seed(0)
