@@ -12,7 +12,8 @@ the host syncs a GPU would wait on (:class:`affect.profiling.HostSyncCounter`) a
 - ``bare step``: network + loss + backward + optimiser, no Trainer (as ``bench_train_gpu.py``);
 - ``lightning step``: the same module through ``Trainer.fit`` (logging, metric updates, hooks);
 
-then the Lightning step's time over the bare step's. A tiny network (the CPU default: ``test_resnet``,
+then the Lightning step's time over the bare step's (on a CPU the process's CPU time, which a shared
+machine does not inflate the way it does wall time; on a GPU wall time). A tiny network (the CPU default: ``test_resnet``,
 32x32, hidden 16) leaves the part that is not the network visible.
 
     python benchmarks/profile_step.py                                   # CPU, tiny network
@@ -127,7 +128,7 @@ def parts(args, sample: dict) -> dict[str, tuple[int, int, float]]:
     optimizer = optimizer["optimizer"] if isinstance(optimizer, dict) else optimizer
     for name, fn in (("network", network), ("loss", loss), ("metric update", metrics),
                      ("optimizer", optimizer.step), ("bare step", step)):  # fmt: skip
-        ms = timed(fn, args.warmup, args.steps) * 1000
+        ms = timed(fn, args.warmup, args.steps, args.clock) * 1000
         results[name] = (*count(fn), ms)
     return results
 
@@ -137,7 +138,7 @@ def lightning(args, make) -> tuple[int, int, float, list[str]]:
     counted = CountStep(at=1)
     with counted.counter:
         fit(make_module(args), DataLoader(PrebuiltBatches(2, 2, make), batch_size=None), args, [counted])
-    timer = Timer(args.warmup)
+    timer = Timer(args.warmup, args.clock)
     loader = DataLoader(PrebuiltBatches(4, args.warmup + args.steps, make), batch_size=None)
     fit(make_module(args), loader, args, [timer])
     _, step_s = timer.rate()
@@ -164,6 +165,8 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     for message in (".*val_dataloader.*", ".*LeafSpec.*", ".*not in the model's AU set.*"):
         warnings.filterwarnings("ignore", message=message)
+    # CPU: the process's CPU time (a shared machine deschedules it; wall time then swings 3x between runs)
+    args.clock = time.process_time if args.device == "cpu" else time.perf_counter
     if args.smoke:
         args.scale, args.steps, args.warmup, args.image_size = 0.02, 2, 1, 16
     if args.threads:
@@ -181,7 +184,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"device: {name}, torch {torch.__version__}; FaceBehaviorNet {args.backbone} hidden {args.hidden}, "
           f"{args.image_size}x{args.image_size}, {args.precision}, {images_in(sample)} images/step "
           f"({sizes['va']} VA + {sizes['au']} AU + {sizes['expr']} EXPR); loss: eq. 7 + co-annotation + DM + soft "
-          f"co-annotation; {args.steps} timed calls after {args.warmup}", flush=True)
+          f"co-annotation; {args.steps} timed calls after {args.warmup}; "
+          f"{'CPU time of the process' if args.device == 'cpu' else 'wall time'}", flush=True)
     print(f"{'part':16s} {'aten ops':>9s} {'host syncs':>11s} {'ms/call':>9s}")
     results = parts(args, sample)
     results["lightning step"] = (*(light := lightning(args, make))[:3],)
