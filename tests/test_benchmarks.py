@@ -57,4 +57,3 @@ def test_bench_train_gpu_smoke(tmp_path):
                          r"\| +[0-9.]+ GFLOP/image", line.group(0)), line.group(0)  # fmt: skip
     assert re.search(r"^store +facebehaviornet .* images/s", out, re.M), out
     assert "assumed dense bf16 peak: unknown" in out  # a CPU has no entry in the peak table
-
