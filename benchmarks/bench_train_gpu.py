@@ -128,13 +128,15 @@ def sync() -> None:
 
 
 class Timer(L.Callback):
-    def __init__(self, warmup: int) -> None:
-        self.warmup, self.t0, self.images, self.steps = warmup, None, 0, 0
+    """Images/s and s/step of the training steps after ``warmup``, by ``clock`` (wall time by default)."""
+
+    def __init__(self, warmup: int, clock=time.perf_counter) -> None:
+        self.warmup, self.t0, self.images, self.steps, self.clock = warmup, None, 0, 0, clock
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx):
         if batch_idx == self.warmup:
             sync()
-            self.t0 = time.perf_counter()
+            self.t0 = self.clock()
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
         if batch_idx >= self.warmup:
@@ -143,7 +145,7 @@ class Timer(L.Callback):
 
     def rate(self) -> tuple[float, float]:
         sync()
-        dt = time.perf_counter() - self.t0
+        dt = self.clock() - self.t0
         return self.images / dt, dt / self.steps
 
 
@@ -215,16 +217,16 @@ def step_flops(loss_only) -> int:
     return counter.get_total_flops()
 
 
-def timed(fn, warmup: int, steps: int) -> float:
-    """Seconds per call of ``fn`` after ``warmup`` calls."""
+def timed(fn, warmup: int, steps: int, clock=time.perf_counter) -> float:
+    """Seconds per call of ``fn`` after ``warmup`` calls, by ``clock`` (wall time by default)."""
     for _ in range(warmup):
         fn()
     sync()
-    t = time.perf_counter()
+    t = clock()
     for _ in range(steps):
         fn()
     sync()
-    return (time.perf_counter() - t) / steps
+    return (clock() - t) / steps
 
 
 def lightning_rate(module, precision: str, loader, warmup: int, steps: int, accelerator: str) -> tuple[float, float]:

@@ -5,16 +5,21 @@
 
 from affect.losses.coupling import (
     DM_FORMS,
+    CouplingTables,
     DMForm,
     DMGrad,
     au_mixture,
     co_annotate,
     co_annotate_tables,
+    co_annotate_with,
     distribution_matching_loss,
+    distribution_matching_with,
+    dm_au_weights,
     relatedness_tables,
     soft_co_annotation_loss,
     soft_co_annotation_targets,
     soft_co_annotation_targets_tables,
+    soft_co_annotation_targets_with,
 )
 from affect.losses.multitask import MultiTaskLoss
 from affect.losses.task import (
@@ -28,6 +33,7 @@ from affect.losses.task import (
 
 __all__ = [
     "DM_FORMS",
+    "CouplingTables",
     "DMForm",
     "DMGrad",
     "MultiTaskLoss",
@@ -37,12 +43,16 @@ __all__ = [
     "ccc_per_dim",
     "co_annotate",
     "co_annotate_tables",
+    "co_annotate_with",
     "distribution_matching_loss",
+    "distribution_matching_with",
+    "dm_au_weights",
     "expr_ce_loss",
     "relatedness_tables",
     "soft_co_annotation_loss",
     "soft_co_annotation_targets",
     "soft_co_annotation_targets_tables",
+    "soft_co_annotation_targets_with",
     "soft_cross_entropy",
     "zero_like_graph",
 ]

@@ -26,23 +26,28 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from affect.labels import AU_SET, NUM_EXPR, expr_index
 from affect.losses.task import soft_cross_entropy, upcast, zero_like_graph
 from affect.relatedness import Relatedness, load_relatedness
 
 __all__ = [
+    "CouplingTables",
     "DMGrad",
     "DMForm",
     "DM_FORMS",
     "relatedness_tables",
     "co_annotate",
     "co_annotate_tables",
+    "co_annotate_with",
     "au_mixture",
     "distribution_matching_loss",
+    "distribution_matching_with",
+    "dm_au_weights",
     "soft_co_annotation_targets",
     "soft_co_annotation_targets_tables",
+    "soft_co_annotation_targets_with",
     "soft_co_annotation_loss",
 ]
 
@@ -80,6 +85,49 @@ def relatedness_tables(
     return related, weights
 
 
+class CouplingTables(nn.Module):
+    """What the coupling losses read from the ``[7, A]`` relatedness tables, derived once (not per step).
+
+    Buffers (non-persistent: derived from the config; ``.to(device)`` moves them):
+
+    - ``fill_weights``: the weight of each related AU of each emotion (``w`` when ``reweight``, else 1;
+      0 for an unrelated AU): co-annotation's EXPR -> AU weights and soft co-annotation's score weights;
+    - ``related_bool`` and ``related_t`` (float ``[A, 7]``): which AUs each emotion requires (AU -> EXPR);
+    - ``priority``: per emotion, ``need * 8 + (7 - index)`` (more required AUs first, then the lower
+      EXPR index), -1 for an emotion with no related AU (it never qualifies);
+    - ``neutral_fixed``: bool ``[7]``, True at Neutral when it has no related AU (its soft score is fixed).
+
+    >>> related, weights = relatedness_tables("du2014", au_set=(6, 12, 25))
+    >>> t = CouplingTables(related, weights)
+    >>> t.priority.tolist(), t.neutral_fixed.tolist()[0]   # Happiness needs 3 AUs (3 * 8 + 7 - 4), Fear 1
+    ([-1, -1, -1, 12, 27, 10, 9], True)
+    """
+
+    fill_weights: Tensor
+    related_bool: Tensor
+    related_t: Tensor
+    priority: Tensor
+    neutral_fixed: Tensor
+
+    def __init__(self, related: Tensor, weights: Tensor, reweight: bool = True) -> None:
+        super().__init__()
+        if related.ndim != 2 or related.shape[0] != NUM_EXPR or weights.shape != related.shape:
+            raise ValueError(
+                f"coupling tables: expected related and weights [{NUM_EXPR}, A], got "
+                f"{tuple(related.shape)} and {tuple(weights.shape)}"
+            )
+        rel = related > 0
+        w = (weights if reweight else related).float()
+        need = rel.sum(-1)
+        order = torch.arange(NUM_EXPR, device=related.device)
+        priority = torch.where(need > 0, need * (NUM_EXPR + 1) + (NUM_EXPR - order), -1)
+        neutral_fixed = (order == NEUTRAL) & ~rel[NEUTRAL].any()
+        for name, value in (("fill_weights", torch.where(rel, w, 0.0)), ("related_bool", rel),
+                            ("related_t", rel.float().T.contiguous()), ("priority", priority),
+                            ("neutral_fixed", neutral_fixed)):  # fmt: skip
+            self.register_buffer(name, value, persistent=False)
+
+
 # --------------------------------------------------------------------------- co-annotation (VI-B.1)
 
 
@@ -97,11 +145,16 @@ def co_annotate_tables(
             f"co_annotate: relatedness table is {tuple(related.shape)} but the batch has {au.shape[1]} AUs "
             f"(expected [{NUM_EXPR}, {au.shape[1]}]); build it over the model's AU set"
         )
+    return co_annotate_with(expr, au, au_weight, CouplingTables(related, weights, reweight).to(au.device))
+
+
+def co_annotate_with(
+    expr: Tensor, au: Tensor, au_weight: Tensor, tables: CouplingTables
+) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`co_annotate` with the tables derived once (:class:`CouplingTables`): fixed shapes, no host sync."""
     expr = expr.long()
-    au_weight = au_weight.to(au.dtype if au.is_floating_point() else torch.float32)
-    au = au.to(au_weight.dtype)
-    related = related.to(au.device, au.dtype)
-    weights = weights.to(au.device, au.dtype)
+    dtype = au.dtype if au.is_floating_point() else torch.float32
+    au_weight, au = au_weight.to(dtype), au.to(dtype)
     annotated = au_weight > 0
     has_au = annotated.any(-1)
     has_expr = expr >= 0
@@ -109,20 +162,14 @@ def co_annotate_tables(
     # EXPR -> AU: emotion label and no AU annotation at all -> its related AUs become positives.
     fill = (has_expr & ~has_au)[:, None]
     rows = expr.clamp_min(0)
-    rel_rows = related[rows] > 0
-    w_rows = (weights if reweight else related)[rows]
-    au_new = torch.where(fill & rel_rows, torch.ones_like(au), au)
-    weight_new = torch.where(fill, torch.where(rel_rows, w_rows, torch.zeros_like(w_rows)), au_weight)
+    au_new = torch.where(fill & tables.related_bool[rows], 1.0, au)
+    weight_new = torch.where(fill, tables.fill_weights[rows].to(dtype), au_weight)
 
     # AU -> EXPR: all related AUs (within the AU set) annotated and present; largest requirement wins.
-    present = annotated & (au >= PRESENT_THRESHOLD)
-    need = (related > 0).sum(-1)  # [7]
-    missing = (~present).to(au.dtype) @ (related > 0).to(au.dtype).T  # [N, 7] required AUs not present
-    qualifies = (missing == 0) & (need > 0)[None, :]
-    order = torch.arange(NUM_EXPR, device=au.device)
-    key = need * (NUM_EXPR + 1) + (NUM_EXPR - order)  # more AUs first, then the lower EXPR index
-    best = torch.where(qualifies, key[None, :], torch.full_like(qualifies, -1, dtype=key.dtype)).argmax(-1)
-    assign = (~has_expr) & has_au & qualifies.any(-1)
+    absent = (~(annotated & (au >= PRESENT_THRESHOLD))).to(dtype)
+    missing = absent @ tables.related_t.to(dtype)  # [N, 7] required AUs not present
+    best_key, best = torch.where(missing == 0, tables.priority, -1).max(-1)
+    assign = (~has_expr) & has_au & (best_key >= 0)
     expr_new = torch.where(assign, best, expr)
     return expr_new, au_new, weight_new
 
@@ -239,7 +286,42 @@ def distribution_matching_loss(
             f"distribution matching: table is {tuple(p_au_given_emo.shape)}, outputs need "
             f"[{expr_logits.shape[1]}, {au_logits.shape[1]}]; build it over the model's AU set"
         )
-    if expr_logits.shape[0] == 0:
+    au_weights = dm_au_weights(p_au_given_emo, aus, reduction)
+    return distribution_matching_with(expr_logits, au_logits, p_au_given_emo, au_weights, dm_grad, binary, kl, eps)
+
+
+def dm_au_weights(p_au_given_emo: Tensor, aus: DMAUs = "all", reduction: DMReduction = "sum") -> Tensor:
+    """``[A]`` weights that turn ``L_DM``'s per-AU terms into its per-sample value (one dot product).
+
+    1 per AU (``aus="all"``) or 1 per AU some emotion relates to (``"related"``), divided by their number
+    for ``reduction="mean"``; all 0 when ``"related"`` finds no AU (``L_DM`` is then 0). Weights, not a
+    selection of columns: fixed shapes, no host sync.
+
+    >>> dm_au_weights(torch.tensor([[0.0, 1.0, 1.0], [0.0, 0.0, 1.0]]), "related", "mean").tolist()
+    [0.0, 0.5, 0.5]
+    """
+    if aus == "related":
+        weights = (p_au_given_emo > 0).any(0).float()
+    else:
+        weights = torch.ones(p_au_given_emo.shape[1], device=p_au_given_emo.device)
+    return weights / weights.sum().clamp_min(1.0) if reduction == "mean" else weights
+
+
+def distribution_matching_with(
+    expr_logits: Tensor,
+    au_logits: Tensor,
+    p_au_given_emo: Tensor,
+    au_weights: Tensor,
+    dm_grad: DMGrad = "both",
+    binary: bool = False,
+    kl: bool = False,
+    eps: float = 1e-6,
+) -> Tensor:
+    """:func:`distribution_matching_loss` with the per-AU weights of :func:`dm_au_weights` given (derived
+    once): ``mean_x sum_i au_weights_i term_i``, where with ``kl`` the term is written as
+    ``p (log p - log q) [+ (1 - p) (log(1 - p) - log(1 - q))]`` (fewer ops than the cross entropy minus
+    the entropy, the same value up to rounding)."""
+    if expr_logits.shape[0] == 0:  # no sample (a shape, not a value: no host sync)
         return zero_like_graph(expr_logits, au_logits)
     p_emo = F.softmax(upcast(expr_logits), dim=-1)
     p_au = torch.sigmoid(upcast(au_logits))
@@ -247,25 +329,12 @@ def distribution_matching_loss(
         p_emo = p_emo.detach()
     elif dm_grad == "expr":
         p_au = p_au.detach()
-    q = au_mixture(p_emo, p_au_given_emo)
+    q = au_mixture(p_emo, p_au_given_emo).clamp(eps, 1.0 - eps if binary else 1.0)
+    pc = p_au.clamp(eps, 1.0 - eps) if kl else None
+    term = p_au * (torch.log(pc) - torch.log(q) if kl else -torch.log(q))
     if binary:
-        q = q.clamp(eps, 1.0 - eps)
-        term = -(p_au * torch.log(q) + (1.0 - p_au) * torch.log1p(-q))
-    else:
-        q = q.clamp(eps, 1.0)
-        term = -p_au * torch.log(q)
-    if kl:
-        pc = p_au.clamp(eps, 1.0 - eps)
-        term = term + p_au * torch.log(pc)
-        if binary:
-            term = term + (1.0 - p_au) * torch.log1p(-pc)
-    if aus == "related":
-        matched = (p_au_given_emo > 0).any(0).to(term.device)
-        if not bool(matched.any()):
-            return zero_like_graph(expr_logits, au_logits)
-        term = term[:, matched]
-    per_sample = term.mean(-1) if reduction == "mean" else term.sum(-1)
-    return per_sample.mean()
+        term = term + (1.0 - p_au) * (torch.log1p(-pc) - torch.log1p(-q) if kl else -torch.log1p(-q))
+    return (term @ au_weights.to(term.dtype)).mean()
 
 
 # ------------------------------------------------------------------------ soft co-annotation (VI-B.3)
@@ -291,22 +360,30 @@ def soft_co_annotation_targets_tables(
         )
     if temperature <= 0:
         raise ValueError(f"soft co-annotation: temperature must be > 0, got {temperature}")
+    tables = CouplingTables(related, weights, reweight).to(au.device)
+    return soft_co_annotation_targets_with(au, au_weight, tables, neutral_score, temperature)
+
+
+def soft_co_annotation_targets_with(
+    au: Tensor,
+    au_weight: Tensor,
+    tables: CouplingTables,
+    neutral_score: float | None = 0.0,
+    temperature: float = 1.0,
+) -> tuple[Tensor, Tensor]:
+    """:func:`soft_co_annotation_targets` with the tables derived once: fixed shapes, no host sync."""
     dtype = au.dtype if au.is_floating_point() else torch.float32
     annotated = au_weight > 0
-    a = annotated.to(dtype)
-    y = torch.where(annotated, au.to(dtype), torch.zeros_like(a))
-    w = (weights if reweight else related).to(au.device, dtype)
-    w = torch.where(related.to(au.device) > 0, w, torch.zeros_like(w))
-    num = y @ w.T  # [N, 7]
-    den = a @ w.T
+    w_t = tables.fill_weights.to(dtype).T
+    y = torch.where(annotated, au.to(dtype), 0.0)
+    num = y @ w_t  # [N, 7]
+    den = annotated.to(dtype) @ w_t
     scorable = den > 0
-    score = torch.where(scorable, num / den.clamp_min(torch.finfo(dtype).tiny), torch.zeros_like(num))
-    valid = scorable.any(-1)
-    if not bool((related[NEUTRAL] > 0).any()):  # Neutral has no related AU: fixed score or excluded
-        fill = float("-inf") if neutral_score is None else float(neutral_score)
-        score[:, NEUTRAL] = fill
-    soft = F.softmax(score / temperature, dim=-1)
-    return soft, valid
+    score = torch.where(scorable, num / den.clamp_min(torch.finfo(dtype).tiny), 0.0)
+    # Neutral without a related AU: a fixed score, or excluded (-inf)
+    score = torch.where(tables.neutral_fixed, float("-inf") if neutral_score is None else float(neutral_score), score)
+    soft = F.softmax(score if temperature == 1.0 else score / temperature, dim=-1)
+    return soft, scorable.any(-1)
 
 
 def soft_co_annotation_targets(

@@ -17,13 +17,15 @@ from torch import Tensor, nn
 from affect.labels import AU_SET, EXPR_IGNORE
 from affect.losses.coupling import (
     DM_FORMS,
+    CouplingTables,
     DMForm,
     DMGrad,
-    co_annotate_tables,
-    distribution_matching_loss,
+    co_annotate_with,
+    distribution_matching_with,
+    dm_au_weights,
     relatedness_tables,
     soft_co_annotation_loss,
-    soft_co_annotation_targets_tables,
+    soft_co_annotation_targets_with,
 )
 from affect.losses.task import au_bce_loss, ccc_loss, expr_ce_loss, upcast
 
@@ -204,9 +206,14 @@ class MultiTaskLoss(nn.Module):
                     "soft_co_annotation); give 'du2014', 'affwild2' or a relatedness JSON path"
                 )
             related, weights = relatedness_tables(relatedness, self.au_set)
-            # Non-persistent: derived from the config, not learned; .to(device) moves them.
+            # Non-persistent: derived from the config, not learned; .to(device) moves them. What the
+            # coupling losses derive from the tables is derived here once, not on every step.
             self.register_buffer("related", related, persistent=False)
             self.register_buffer("weights", weights, persistent=False)
+            self.tables = CouplingTables(related, weights, reweight=reweight)
+            form = DM_FORMS[dm_form]
+            dm_weights = dm_au_weights(weights if weighted_dm else related, form["aus"], form["reduction"])
+            self.register_buffer("dm_weights", dm_weights, persistent=False)
 
     @property
     def coupled(self) -> bool:
@@ -249,40 +256,34 @@ class MultiTaskLoss(nn.Module):
             au_w = au_m.to(upcast(out["au"]).dtype)
 
         if self.soft_co_annotation:  # from the real AU labels, before co-annotation
-            soft, valid = soft_co_annotation_targets_tables(
-                au_t,
-                au_m,
-                self.related,
-                self.weights,
-                reweight=self.reweight,
-                neutral_score=self.neutral_score,
-                temperature=self.soft_temperature,
+            soft, valid = soft_co_annotation_targets_with(
+                au_t, au_m, self.tables, neutral_score=self.neutral_score, temperature=self.soft_temperature
             )
         if self.co_annotation:
-            expr_t, au_t, au_w = co_annotate_tables(
-                expr_t, au_t, au_w, self.related, self.weights, reweight=self.reweight
-            )
+            expr_t, au_t, au_w = co_annotate_with(expr_t, au_t, au_w, self.tables)
 
         total = None
         if "expr" in out:
             terms["expr"] = expr_ce_loss(out["expr"], expr_t, label_smoothing=self.expr_label_smoothing)
             total = terms["expr"]
         if "au" in out:
-            terms["au"] = au_bce_loss(out["au"], au_t, au_w)
+            terms["au"] = au_bce_loss(out["au"], au_t, au_w, validate_args=False)  # masks / table weights
             total = self._add(total, self.lambda_au, terms["au"])
         if "va" in out:
             va_t, va_m = _target_with_mask(batch, "va", n, out["va"].shape[1], out["va"])
             terms["va"] = ccc_loss(out["va"], va_t, va_m, eps=self.ccc_eps)
             total = self._add(total, self.lambda_va, terms["va"])
         if self.distribution_matching:
-            table = self.weights if self.weighted_dm else self.related
-            terms["dm"] = distribution_matching_loss(
+            form = DM_FORMS[self.dm_form]
+            terms["dm"] = distribution_matching_with(
                 out["expr"],
                 out["au"],
-                table,
+                self.weights if self.weighted_dm else self.related,
+                self.dm_weights,
                 dm_grad=self.dm_grad,
+                binary=form["binary"],
+                kl=form["kl"],
                 eps=self.dm_eps,
-                **DM_FORMS[self.dm_form],
             )
             total = self._add(total, self.lambda_dm, terms["dm"])
         if self.soft_co_annotation:
@@ -292,4 +293,5 @@ class MultiTaskLoss(nn.Module):
 
     @staticmethod
     def _add(total: Tensor | None, weight: float, term: Tensor) -> Tensor:
-        return weight * term if total is None else total + weight * term
+        term = term if weight == 1.0 else weight * term  # the same value without one op per term
+        return term if total is None else total + term

@@ -116,26 +116,32 @@ def ccc_loss(pred: Tensor, target: Tensor, mask: Tensor | None = None, eps: floa
     >>> round(float(ccc_loss(pred, target)), 4)   # rho_v = 1, rho_a = 0
     0.5
     """
-    ccc, n = ccc_per_dim(pred, target, mask, eps=eps)
-    usable = n >= 2
-    if not bool(usable.any()):
-        return zero_like_graph(pred)
-    return 1.0 - ccc[usable].mean()
+    if mask is None:
+        mask = torch.ones_like(pred, dtype=torch.bool)
+    _check_same_shape("ccc mask", pred, mask)
+    usable = mask.bool().sum(0) >= 2  # [D]
+    # unusable dimensions enter with no entry (CCC 0, gradient 0) and weight 0: the mean over the usable
+    # ones is taken by weights, never by selecting them (no host sync); 0 when there is none
+    ccc, _ = ccc_per_dim(pred, target, mask.bool() & usable, eps=eps)
+    u = usable.to(ccc.dtype)
+    k = u.sum()
+    return (k > 0) * (1.0 - (ccc * u).sum() / k.clamp_min(1.0))
 
 
 def soft_cross_entropy(logits: Tensor, soft_target: Tensor, valid: Tensor | None = None) -> Tensor:
     """Cross entropy with soft targets ``mean_n [-sum_c s_nc log softmax(logits)_nc]``.
 
     ``valid`` ([N] bool) selects the samples that carry a soft target; 0 (with grad) if none.
-    Soft targets are treated as constants (detached).
+    Soft targets are treated as constants (detached); a row that is not ``valid`` may hold anything.
+    The selection is a weighted mean, never an index: no host sync, fixed shapes.
     """
     _check_same_shape("soft_cross_entropy", logits, soft_target)
+    logp = F.log_softmax(upcast(logits), dim=-1)
     if valid is None:
-        valid = torch.ones(logits.shape[0], dtype=torch.bool, device=logits.device)
-    if not bool(valid.any()):
-        return zero_like_graph(logits)
-    logp = F.log_softmax(upcast(logits[valid]), dim=-1)
-    return -(soft_target[valid].detach().to(logp.dtype) * logp).sum(-1).mean()
+        return -(soft_target.detach().to(logp.dtype) * logp).sum(-1).mean()
+    target = torch.where(valid[:, None], soft_target.detach().to(logp.dtype), 0.0)
+    w = valid.to(logp.dtype)
+    return -(target * logp).sum(-1).sum() / w.sum().clamp_min(1.0)
 
 
 def expr_ce_loss(
@@ -188,7 +194,7 @@ def expr_ce_loss(
     return soft_cross_entropy(logits, dist, hard | soft)
 
 
-def au_bce_loss(logits: Tensor, target: Tensor, weight: Tensor) -> Tensor:
+def au_bce_loss(logits: Tensor, target: Tensor, weight: Tensor, validate_args: bool = True) -> Tensor:
     """``L_AU`` (paper eq. 5 / eq. 7): per-sample weighted BCE normalised by the mask count.
 
     For sample ``n``: ``sum_i delta_ni * BCE(logit_ni, y_ni) / sum_k [delta_nk > 0]``, averaged
@@ -199,6 +205,8 @@ def au_bce_loss(logits: Tensor, target: Tensor, weight: Tensor) -> Tensor:
         target: ``[N, A]`` 0/1 (or soft in [0, 1]) targets; unannotated entries may be anything.
         weight: ``[N, A]`` the paper's ``delta`` (a bool / 0-1 mask) or non-negative real weights
             (co-annotation re-weighting of observational AUs, VI-B.1).
+        validate_args: check that no weight is negative (a host sync on a GPU; ``MultiTaskLoss``
+            skips it: its weights are masks or relatedness weights, non-negative by construction).
 
     Choice: the normaliser is the *count* of annotated AUs (``weight > 0``), not the sum of the
     weights. For a 0/1 mask the two agree (eq. 7 exactly); with real weights a re-weighted
@@ -218,14 +226,12 @@ def au_bce_loss(logits: Tensor, target: Tensor, weight: Tensor) -> Tensor:
         raise ValueError(f"au_bce_loss: expected [N, A] inputs, got shape {tuple(logits.shape)}")
     logits = upcast(logits)
     weight = weight.to(logits.dtype)
-    if bool((weight < 0).any()):
+    if validate_args and bool((weight < 0).any()):
         raise ValueError("au_bce_loss: weights must be non-negative")
     annotated = weight > 0
-    count = annotated.sum(-1)
-    has = count > 0
-    if not bool(has.any()):
-        return zero_like_graph(logits)
-    y = torch.where(annotated, target.to(logits.dtype), torch.zeros_like(logits))
+    count = annotated.sum(-1).to(logits.dtype)
+    y = torch.where(annotated, target.to(logits.dtype), 0.0)
     bce = F.binary_cross_entropy_with_logits(logits, y, reduction="none")
-    per_sample = (weight * bce).sum(-1)[has] / count[has].to(logits.dtype)
-    return per_sample.mean()
+    # a sample without annotated AU has weight 0 everywhere: 0 / 1 = 0, and is not counted (no host sync)
+    per_sample = (weight * bce).sum(-1) / count.clamp_min(1.0)
+    return per_sample.sum() / (count > 0).sum().clamp_min(1)

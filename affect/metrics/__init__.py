@@ -5,6 +5,7 @@ exact under DDP (additive states, ``dist_reduce_fx="sum"``), plus the ABAW chall
 - ``ExprMetrics(num_classes=7)`` -> ``{"f1", "acc", "uar", "diag", "e_total", "confmat"}``
 - ``AUMetrics(num_aus=17, threshold=0.5)`` -> ``{"f1", "acc", "afa", "total_acc", "e_total",
   "f1_per_au", "acc_per_au"}``
+- ``WeightedMeans(names)`` -> ``{name: weighted mean}`` (the training loss terms, one update per step)
 - ``ccc(preds, target, mask=None)`` (differentiable, for losses), ``va_metrics``, ``expr_metrics``,
   ``au_metrics`` (functional forms); ``p_va``, ``p_expr``, ``p_au``, ``p_mtl`` (ABAW 2022+),
   ``e_total_expr``, ``e_total_au`` (ABAW 2020).
@@ -45,6 +46,7 @@ from affect.metrics.abaw import e_total_au, e_total_expr, p_au, p_expr, p_mtl, p
 from affect.metrics.au import AUMetrics
 from affect.metrics.expr import ExprMetrics
 from affect.metrics.functional import NonFinitePredictionError, au_metrics, ccc, expr_metrics, va_metrics
+from affect.metrics.means import WeightedMeans
 from affect.metrics.va import VAMetrics
 
 
@@ -63,6 +65,7 @@ __all__ = [
     "ExprMetrics",
     "NonFinitePredictionError",
     "VAMetrics",
+    "WeightedMeans",
     "au_metrics",
     "ccc",
     "e_total_au",

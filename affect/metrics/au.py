@@ -16,7 +16,15 @@ from torch import Tensor
 from torchmetrics import Metric
 
 from affect.labels import NUM_AU
-from affect.metrics.functional import _au_compute, _au_format, _au_threshold, _au_update
+from affect.metrics.functional import (
+    _au_compute,
+    _au_format,
+    _au_threshold,
+    _au_update,
+    _check_finite,
+    _count_nonfinite,
+    _raise_nonfinite,
+)
 
 
 class AUMetrics(Metric):
@@ -63,6 +71,7 @@ class AUMetrics(Metric):
     fp: Tensor
     fn: Tensor
     tn: Tensor
+    nonfinite: Tensor
     threshold: Tensor
 
     def __init__(
@@ -76,10 +85,16 @@ class AUMetrics(Metric):
         self.register_buffer("threshold", _au_threshold(threshold, num_aus), persistent=False)
         for name in ("tp", "fp", "fn", "tn"):
             self.add_state(name, default=torch.zeros(num_aus, dtype=torch.long), dist_reduce_fx="sum")
+        self.add_state("nonfinite", default=torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
 
     def update(self, preds: Tensor, target: Tensor, mask: Tensor | None = None) -> None:
-        """Add the batch's per-AU counts over the annotated entries."""
+        """Add the batch's per-AU counts over the annotated entries (no host sync without ``validate_args``:
+        NaN / inf predictions are then counted here and refused by ``compute``)."""
         p, t, m = _au_format(preds.detach(), target, mask, self.num_aus, self.validate_args)
+        if self.validate_args:
+            _check_finite(p, m, "AU")
+        else:
+            self.nonfinite += _count_nonfinite(p, m)
         tp, fp, fn, tn = _au_update(p, t, m, self.threshold)
         self.tp += tp
         self.fp += fp
@@ -88,4 +103,5 @@ class AUMetrics(Metric):
 
     def compute(self) -> dict[str, Tensor]:
         """Per-AU and mean scores over everything seen (all processes)."""
+        _raise_nonfinite(self.nonfinite, "AU")
         return _au_compute(self.tp, self.fp, self.fn, self.tn)

@@ -13,7 +13,14 @@ from torch import Tensor
 from torchmetrics import Metric
 
 from affect.labels import EXPR_IGNORE, NUM_EXPR
-from affect.metrics.functional import _expr_compute, _expr_format, _expr_update
+from affect.metrics.functional import (
+    _check_finite,
+    _count_nonfinite,
+    _expr_compute,
+    _expr_format,
+    _expr_update,
+    _raise_nonfinite,
+)
 
 
 class ExprMetrics(Metric):
@@ -58,6 +65,7 @@ class ExprMetrics(Metric):
     plot_upper_bound = 1.0
 
     confmat: Tensor
+    nonfinite: Tensor
 
     def __init__(
         self, num_classes: int = NUM_EXPR, ignore_index: int = EXPR_IGNORE, validate_args: bool = True
@@ -75,14 +83,21 @@ class ExprMetrics(Metric):
         self.add_state(
             "confmat", default=torch.zeros(num_classes, num_classes, dtype=torch.long), dist_reduce_fx="sum"
         )
+        self.add_state("nonfinite", default=torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
 
     def update(self, preds: Tensor, target: Tensor) -> None:
-        """Add the batch's labelled samples to the confusion matrix."""
-        pred_ids, tgt = _expr_format(
-            preds.detach(), target, self.num_classes, self.ignore_index, self.validate_args
-        )
-        self.confmat += _expr_update(pred_ids, tgt, self.num_classes)
+        """Add the batch's labelled samples to the confusion matrix (no host sync without ``validate_args``:
+        NaN / inf scores of labelled samples are then counted here and refused by ``compute``)."""
+        preds = preds.detach()
+        pred_ids, tgt = _expr_format(preds, target, self.num_classes, self.ignore_index, self.validate_args)
+        labelled = (target != self.ignore_index).unsqueeze(-1)
+        if self.validate_args:
+            _check_finite(preds, labelled, "EXPR")
+        else:
+            self.nonfinite += _count_nonfinite(preds, labelled)
+        self.confmat += _expr_update(pred_ids, tgt, self.num_classes, self.ignore_index)
 
     def compute(self) -> dict[str, Tensor]:
         """Scores over everything seen (all processes)."""
+        _raise_nonfinite(self.nonfinite, "EXPR")
         return _expr_compute(self.confmat)

@@ -45,20 +45,34 @@ class NonFinitePredictionError(AffectError, ValueError):
     (``argmax`` over NaN scores picks class 0), so every metric refuses them the same way."""
 
 
-def _check_finite(preds: Tensor, annotated: Tensor, task: str) -> None:
-    """Raise :class:`NonFinitePredictionError` if a prediction on an annotated entry is NaN or inf.
+def _count_nonfinite(preds: Tensor, annotated: Tensor) -> Tensor:
+    """How many annotated entries have a NaN / inf prediction (a long scalar on ``preds``' device).
 
     ``annotated`` broadcasts against ``preds`` (``[..., 1]`` for per-sample EXPR rows). Entries that
     are not annotated are never scored, so what a model outputs there does not matter.
     """
     if not preds.is_floating_point():
-        return
-    bad = ~torch.isfinite(preds) & annotated
-    if bool(bad.any()):
+        return torch.zeros((), dtype=torch.long, device=preds.device)
+    return (~torch.isfinite(preds) & annotated).sum()
+
+
+def _raise_nonfinite(count: Tensor | int, task: str) -> None:
+    """Raise :class:`NonFinitePredictionError` when ``count`` (of :func:`_count_nonfinite`) is not 0.
+
+    Reading ``count`` waits for the device: the metric classes do it in ``update`` when they validate
+    their arguments, else once in ``compute`` (training metrics: no host sync per step).
+    """
+    n = int(count)
+    if n:
         raise NonFinitePredictionError(
-            f"{task} predictions are NaN/inf on {int(bad.sum())} annotated entries: the model has diverged "
+            f"{task} predictions are NaN/inf on {n} annotated entries: the model has diverged "
             "(or fp16 overflowed); lower the learning rate, train in bf16/fp32, or check the checkpoint"
         )
+
+
+def _check_finite(preds: Tensor, annotated: Tensor, task: str) -> None:
+    """Raise :class:`NonFinitePredictionError` if a prediction on an annotated entry is NaN or inf."""
+    _raise_nonfinite(_count_nonfinite(preds, annotated), task)
 
 
 def _out_dtype(x: Tensor) -> torch.dtype:
@@ -196,7 +210,6 @@ def _expr_format(
                 f"EXPR scores must have shape [..., {num_classes}] matching target {tuple(target.shape)} "
                 f"(or pass integer class ids of the target's shape), found {tuple(preds.shape)}"
             )
-        _check_finite(preds, (target != ignore_index).unsqueeze(-1), "EXPR")
         pred_ids = preds.argmax(-1)
     elif preds.dtype == torch.bool:
         raise ValueError("EXPR preds must be float scores [..., C] or integer class ids, found bool")
@@ -208,24 +221,33 @@ def _expr_format(
             )
         pred_ids = preds
     pred_ids, target = pred_ids.reshape(-1), target.reshape(-1)
-    keep = target != ignore_index
-    pred_ids, target = pred_ids[keep], target[keep]
     if validate and target.numel():
-        if bool(((target < 0) | (target >= num_classes)).any()):
-            bad = target[(target < 0) | (target >= num_classes)].unique().tolist()
+        keep = target != ignore_index
+        bad_target = keep & ((target < 0) | (target >= num_classes))
+        if bool(bad_target.any()):
             raise ValueError(
-                f"EXPR target ids must be in [0, {num_classes}) or {ignore_index} (ignored), found {bad}"
+                f"EXPR target ids must be in [0, {num_classes}) or {ignore_index} (ignored), "
+                f"found {target[bad_target].unique().tolist()}"
             )
-        if bool(((pred_ids < 0) | (pred_ids >= num_classes)).any()):
-            bad = pred_ids[(pred_ids < 0) | (pred_ids >= num_classes)].unique().tolist()
-            raise ValueError(f"EXPR predicted class ids must be in [0, {num_classes}), found {bad}")
+        bad_pred = keep & ((pred_ids < 0) | (pred_ids >= num_classes))
+        if bool(bad_pred.any()):
+            raise ValueError(
+                f"EXPR predicted class ids must be in [0, {num_classes}), found {pred_ids[bad_pred].unique().tolist()}"
+            )
     return pred_ids, target
 
 
-def _expr_update(pred_ids: Tensor, target: Tensor, num_classes: int) -> Tensor:
-    """Confusion matrix ``[C, C]`` (long; rows = true class, columns = predicted class)."""
-    idx = target.long() * num_classes + pred_ids.long()
-    return torch.bincount(idx, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+def _expr_update(pred_ids: Tensor, target: Tensor, num_classes: int, ignore_index: int = EXPR_IGNORE) -> Tensor:
+    """Confusion matrix ``[C, C]`` (long; rows = true class, columns = predicted class) of the samples
+    whose ``target`` is not ``ignore_index``.
+
+    Counted by comparison with the ``C * C`` cells (ignored samples fall in one extra cell), not by
+    ``bincount`` of the selected samples: both a selection and ``bincount`` wait for a GPU.
+    """
+    cells = num_classes * num_classes
+    idx = torch.where(target != ignore_index, target.long() * num_classes + pred_ids.long(), cells)
+    counts = (idx[:, None] == torch.arange(cells, device=idx.device)).sum(0)
+    return counts.reshape(num_classes, num_classes)
 
 
 def _expr_compute(confmat: Tensor) -> dict[str, Tensor]:
@@ -275,7 +297,9 @@ def expr_metrics(
     >>> {k: round(v.item(), 4) for k, v in out.items() if k != "confmat"}
     {'f1': 0.5556, 'acc': 0.6667, 'uar': 0.6667, 'diag': 0.6667, 'e_total': 0.5922}
     """
-    return _expr_compute(_expr_update(*_expr_format(preds, target, num_classes, ignore_index), num_classes))
+    pred_ids, tgt = _expr_format(preds, target, num_classes, ignore_index)
+    _check_finite(preds, (target != ignore_index).unsqueeze(-1), "EXPR")
+    return _expr_compute(_expr_update(pred_ids, tgt, num_classes, ignore_index))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -312,7 +336,6 @@ def _au_format(
         )
     if mask.dtype != torch.bool:
         raise ValueError(f"AU mask must be a bool tensor (True = annotated), found {mask.dtype}")
-    _check_finite(preds, mask, "AU")
     if validate:
         annotated = target[mask]
         if bool(((annotated != 0) & (annotated != 1)).any()):
@@ -397,4 +420,5 @@ def au_metrics(
     """
     a = preds.shape[-1] if preds.ndim else 0
     p, t, m = _au_format(preds, target, mask, a)
+    _check_finite(p, m, "AU")
     return _au_compute(*_au_update(p, t, m, _au_threshold(threshold, a)))

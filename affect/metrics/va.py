@@ -16,7 +16,14 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
-from affect.metrics.functional import _check_finite, _va_compute, _va_format, _va_update
+from affect.metrics.functional import (
+    _check_finite,
+    _count_nonfinite,
+    _raise_nonfinite,
+    _va_compute,
+    _va_format,
+    _va_update,
+)
 
 _STATES = ("n", "sum_p", "sum_t", "sum_pp", "sum_tt", "sum_pt", "sum_se")
 
@@ -57,19 +64,27 @@ class VAMetrics(Metric):
     sum_tt: Tensor
     sum_pt: Tensor
     sum_se: Tensor
+    nonfinite: Tensor
 
-    def __init__(self) -> None:
+    def __init__(self, validate_args: bool = True) -> None:
         super().__init__()
+        self.validate_args = validate_args
         for name in _STATES:
             self.add_state(name, default=torch.zeros(2, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("nonfinite", default=torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
 
     def update(self, preds: Tensor, target: Tensor, mask: Tensor | None = None) -> None:
-        """Add the batch's sums (masked entries excluded)."""
+        """Add the batch's sums (masked entries excluded). NaN / inf predictions on annotated entries raise
+        here with ``validate_args``, else (no host sync) they are counted and refused by ``compute``."""
         p, t, m = _va_format(preds.detach(), target.detach(), mask, num_outputs=2)
-        _check_finite(p, m, "VA")
+        if self.validate_args:
+            _check_finite(p, m, "VA")
+        else:
+            self.nonfinite += _count_nonfinite(p, m)
         for name, value in zip(_STATES, _va_update(p, t, m), strict=True):
             setattr(self, name, getattr(self, name) + value)
 
     def compute(self) -> dict[str, Tensor]:
         """CCC and MSE per dimension and their means over everything seen (all processes)."""
+        _raise_nonfinite(self.nonfinite, "VA")
         return _va_compute(*(getattr(self, name) for name in _STATES))

@@ -6,6 +6,7 @@ The batch format itself (keys, masks, fill values) is :mod:`affect.data.batches`
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 
 import torch
@@ -184,8 +185,15 @@ def narrow_au(batch: dict, au_set: Sequence[int]) -> dict:
             f"batch['au'] has {au.shape[-1]} AUs; expected the model's {len(au_set)} "
             f"({list(au_set)}) or the {NUM_AU} of labels.AU_SET"
         )
-    columns = [au_index(a) for a in au_set]
-    batch["au"] = au[..., columns]
+    columns = _au_columns(tuple(au_set), au.device)
+    batch["au"] = au.index_select(-1, columns)
     if batch.get("au_mask") is not None:
-        batch["au_mask"] = batch["au_mask"][..., columns]
+        batch["au_mask"] = batch["au_mask"].index_select(-1, columns)
     return batch
+
+
+@functools.cache
+def _au_columns(au_set: tuple[int, ...], device: torch.device) -> Tensor:
+    """The columns of ``au_set`` in ``labels.AU_SET`` as an index on ``device``, made once (a tensor
+    built from a Python list on every step would be a blocking host-to-device copy on a GPU)."""
+    return torch.tensor([au_index(a) for a in au_set], device=device)
