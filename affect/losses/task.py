@@ -145,7 +145,11 @@ def soft_cross_entropy(logits: Tensor, soft_target: Tensor, valid: Tensor | None
 
 
 def expr_ce_loss(
-    logits: Tensor, target: Tensor, soft_target: Tensor | None = None, label_smoothing: float = 0.0
+    logits: Tensor,
+    target: Tensor,
+    soft_target: Tensor | None = None,
+    label_smoothing: float = 0.0,
+    validate_args: bool = True,
 ) -> Tensor:
     """``L_Emo = E_{x, y_emo}[-log p(y_emo | x)]`` (paper eq. 4 / eq. 7), over labelled samples.
 
@@ -158,6 +162,8 @@ def expr_ce_loss(
         label_smoothing: ``eps`` in [0, 1): hard labels become ``(1 - eps) one_hot + eps / C``
             (Szegedy et al. 2016; what ``F.cross_entropy(label_smoothing=eps)`` computes). Not in
             the paper (0 = its eq. 4); an option of the FER2013 recipe. Soft targets are not smoothed.
+        validate_args: check that no class id is ``>= C`` (a host sync on a GPU; ``MultiTaskLoss``
+            skips it: the datasets map every label into the 7 classes or -1).
 
     Returns 0 (connected to the graph) when no sample has a label. The mean is taken with masks,
     not boolean indexing, so the loss costs no device-to-host copy per call.
@@ -176,7 +182,7 @@ def expr_ce_loss(
     if not 0.0 <= label_smoothing < 1.0:
         raise ValueError(f"expr_ce_loss: label_smoothing must be in [0, 1), got {label_smoothing}")
     target = target.long()
-    if bool((target >= logits.shape[1]).any()):
+    if validate_args and bool((target >= logits.shape[1]).any()):
         raise ValueError(f"expr_ce_loss: target holds class ids >= {logits.shape[1]}: {target.max().item()}")
     hard = target >= 0
     if soft_target is None:
