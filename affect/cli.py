@@ -125,6 +125,11 @@ def data_image_size(datamodule: LightningDataModule) -> int:
     return size
 
 
+#: Model options that change only how a trained network is evaluated: given on the command line,
+#: they win over the checkpoint's hyper-parameters (``--ckpt_path``).
+EVALUATION_OPTIONS = ("test_time_flip", "au_threshold")
+
+
 class AffectCLI(LightningCLI):
     """LightningCLI with the package's argument links, run callbacks and end-of-run summary."""
 
@@ -137,9 +142,18 @@ class AffectCLI(LightningCLI):
         parser.add_lightning_class_args(SequenceMedianEvaluation, "sequence_medians")
         parser.link_arguments("data", "model.init_args.image_size", compute_fn=data_image_size, apply_on="instantiate")
 
+    def parse_arguments(self, parser, args) -> None:
+        """As LightningCLI's; the arguments are kept for :meth:`_parse_ckpt_path`."""
+        self._argv = list(sys.argv[1:] if args is None else args) if not isinstance(args, dict) else []
+        super().parse_arguments(parser, args)
+
     def _parse_ckpt_path(self) -> None:
         """With ``--ckpt_path``: stop with one line on a checkpoint of the earlier format (see
-        :mod:`affect.models.compat`), and take the image size from the checkpoint (into the data)."""
+        :mod:`affect.models.compat`), and take the image size from the checkpoint (into the data).
+
+        LightningCLI gives the checkpoint's hyper-parameters priority over the command line; the
+        evaluation-only model options (:data:`EVALUATION_OPTIONS`) named on the command line win, so
+        ``affect test --ckpt_path X --model.init_args.test_time_flip false`` does what it says."""
         from affect.models.compat import needs_upgrade, old_checkpoint_message
         from affect.models.weights import read_weights
 
@@ -151,7 +165,15 @@ class AffectCLI(LightningCLI):
         hparams = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
         if isinstance(hparams, dict) and needs_upgrade(hparams):
             self.parser.error(old_checkpoint_message(path))
+        model = self.config[sub].get("model")
+        given = {}
+        if model is not None and model.get("init_args") is not None:
+            named = [a.split("=")[0] for a in getattr(self, "_argv", []) if a.startswith("--model.")]
+            given = {k: model["init_args"][k] for k in EVALUATION_OPTIONS
+                     if k in model["init_args"] and any(n.endswith(f".{k}") for n in named)}  # fmt: skip
         super()._parse_ckpt_path()
+        for key, value in given.items():
+            self.config[sub]["model"]["init_args"][key] = value
         # the network in the checkpoint was built for its image size: the data delivers that size
         size = (ckpt.get("affect") or {}).get("image_size") if isinstance(ckpt, dict) else None
         data = self.config[sub].get("data")

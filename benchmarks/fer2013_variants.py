@@ -34,35 +34,40 @@ from affect.cli import build_cli  # noqa: E402
 METRICS = ("acc", "f1", "uar")
 
 
-def raw_weights_checkpoint(ckpt: Path, out: Path) -> Path | None:
-    """A copy of ``ckpt`` whose ``state_dict`` is the raw (not averaged) weights; ``None`` without EMA."""
+def checkpoint_variant(ckpt: Path, out: Path, raw: bool, flip: bool) -> Path | None:
+    """A copy of ``ckpt`` with the raw (not averaged) weights when ``raw`` and ``test_time_flip`` set
+    to ``flip`` in its hyper-parameters (``--ckpt_path`` takes the model's arguments from the
+    checkpoint, so the flag is set there); ``None`` for ``raw`` without an EMA in the checkpoint."""
     checkpoint = torch.load(ckpt, map_location="cpu", weights_only=True)
-    if "current_model_state" not in checkpoint:
-        return None
-    checkpoint["state_dict"] = checkpoint.pop("current_model_state")
-    checkpoint.pop("averaging_state", None)
+    if raw:
+        if "current_model_state" not in checkpoint:
+            return None
+        checkpoint["state_dict"] = checkpoint.pop("current_model_state")
+        checkpoint.pop("averaging_state", None)
+    checkpoint["hyper_parameters"]["test_time_flip"] = flip
     torch.save(checkpoint, out)
     return out
 
 
-def validate(config: Path, ckpt: Path, flip: bool, root: Path, extra: list[str]) -> dict[str, float]:
+def validate(config: Path, ckpt: Path, root: Path, extra: list[str]) -> dict[str, float]:
     """``affect validate`` of ``ckpt``; the held-out split's EXPR metrics."""
-    cli = build_cli(["validate", "--config", str(config), "--ckpt_path", str(ckpt),
-                     f"--model.init_args.test_time_flip={str(flip).lower()}", "--trainer.callbacks=null",
+    cli = build_cli(["validate", "--config", str(config), "--ckpt_path", str(ckpt), "--trainer.callbacks=null",
                      "--trainer.logger=false", f"--trainer.default_root_dir={root}", "--trainer.enable_progress_bar=false",
                      *extra])  # fmt: skip
+    assert cli.model.test_time_flip == torch.load(ckpt, weights_only=True)["hyper_parameters"]["test_time_flip"]
     return {m: float(cli.trainer.callback_metrics[f"val/expr/{m}"]) for m in METRICS}
 
 
 def variants(config: Path, ckpt: Path, extra: list[str]) -> list[tuple[str, dict[str, float]]]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        raw = raw_weights_checkpoint(ckpt, Path(tmp) / "raw.ckpt")
-        weights = [("raw", raw), ("ema", ckpt)] if raw is not None else [("as saved", ckpt)]
-        for name, path in weights:
+        has_ema = "current_model_state" in torch.load(ckpt, map_location="cpu", weights_only=True)
+        weights = [("raw", True), ("ema", False)] if has_ema else [("as saved", False)]
+        for name, raw in weights:
             for flip in (False, True):
+                path = checkpoint_variant(ckpt, Path(tmp) / f"{name}-{flip}.ckpt", raw, flip)
                 label = f"{name} weights, test_time_flip={'on' if flip else 'off'}"
-                rows.append((label, validate(config, path, flip, Path(tmp) / f"{name}-{flip}", extra)))
+                rows.append((label, validate(config, path, Path(tmp) / f"{name}-{flip}", extra)))
     return rows
 
 

@@ -203,6 +203,11 @@ def test_fer2013_checkpoint_scores_another_fer_layout_folder(tmp_path, monkeypat
     assert {"test/expr/acc", "test/expr/f1"} <= set(metrics)
     assert 0.0 <= float(metrics["test/expr/acc"]) <= 1.0
     assert len(cli.datamodule.dataset("test")) == 7 * 4  # the other folder's test split, every image
+    assert cli.model.test_time_flip  # the recipe's setting, from the checkpoint
+    # an evaluation-only option named on the command line wins over the checkpoint's hyper-parameter
+    off = build_cli(["validate", "--config", config, "--config", str(small), "--ckpt_path", ckpt,
+                     "--model.init_args.test_time_flip=false", "--trainer.logger=false"])  # fmt: skip
+    assert off.model.test_time_flip is False
 
 
 # --------------------------------------------------------------------------- composition (issue 9)
