@@ -144,7 +144,7 @@ class AffectCLI(LightningCLI):
 
     def parse_arguments(self, parser, args) -> None:
         """As LightningCLI's; the arguments are kept for :meth:`_parse_ckpt_path`."""
-        self._argv = list(sys.argv[1:] if args is None else args) if not isinstance(args, dict) else []
+        self._argv = list(sys.argv[1:]) if args is None else list(args) if isinstance(args, (list, tuple)) else []
         super().parse_arguments(parser, args)
 
     def _parse_ckpt_path(self) -> None:
