@@ -10,6 +10,7 @@ symmetric; an erased patch hides part of the face, as occlusions in-the-wild do)
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 import numpy as np
@@ -29,10 +30,6 @@ MIRROR_68: tuple[int, ...] = (
     64, 63, 62, 61, 60,  # inner upper lip
     67, 66, 65,  # inner lower lip
 )
-
-
-#: The options of :class:`BatchAugment` a datamodule's ``augment`` mapping may set.
-AUGMENT_OPTIONS = frozenset({"flip", "max_shift", "erase", "erase_size"})
 
 
 class BatchAugment:
@@ -127,6 +124,10 @@ class BatchAugment:
         in_cols = (xs[None, :] - cx[:, None]).abs() < half_w  # [n, w]
         mask = chosen[:, None, None] & in_rows[:, :, None] & in_cols[:, None, :]
         return images.masked_fill(mask[:, None], self.ERASE_VALUE)
+
+
+#: The options of :class:`BatchAugment` a datamodule's ``augment`` mapping may set (its arguments but the seed).
+AUGMENT_OPTIONS = frozenset(inspect.signature(BatchAugment).parameters) - {"seed"}
 
 
 class AugmentingCollate:
