@@ -1,7 +1,7 @@
 """``affect prepare``: manifest -> detected, aligned 96x96x3 crops in a memory-mapped store (paper Sec. IV).
 
 Runs once per corpus. For every manifest row (an image file, or frame ``frame`` of a video
-file) it obtains the face(s) with :mod:`affect.data.face` and writes the store described in
+file) it obtains the face(s) with :mod:`affect.face` and writes the store described in
 :mod:`affect.data.store`.
 
 How the face of a row is found (``detect``):
@@ -55,9 +55,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from affect.data.face.align import align_face, resize_crop
-from affect.data.face.detect import SELECT_MODES, too_small
-from affect.data.face.pipeline import (
+from affect.data.manifest import AU_COLUMNS, MANIFEST_COLUMNS, validate_manifest
+from affect.errors import ConfigError
+from affect.face.align import align_face, resize_crop
+from affect.face.detect import SELECT_MODES, too_small
+from affect.face.pipeline import (
     AlignedFace,
     CorruptInputError,
     crop_only,
@@ -66,8 +68,6 @@ from affect.data.face.pipeline import (
     iter_video_frames,
     load_image,
 )
-from affect.data.manifest import AU_COLUMNS, MANIFEST_COLUMNS, validate_manifest
-from affect.errors import ConfigError
 from affect.prepare_shard import Part, format_part_report, merge_main
 
 STORE_FORMAT = "affect-store"
@@ -164,7 +164,7 @@ def _detector(opts: PrepareOptions):
     if _DETECTOR is None:
         import torch
 
-        from affect.data.face.detect import FaceDetector
+        from affect.face.detect import FaceDetector
 
         if opts.device == "cpu":
             torch.set_num_threads(1)  # one process per core; also makes results independent of load
@@ -175,7 +175,7 @@ def _detector(opts: PrepareOptions):
 def _row_faces(img: np.ndarray, row: dict, opts: PrepareOptions, detected: list | None) -> list[AlignedFace]:
     lm = parse_landmarks(row.get("landmarks"))
     if detected is not None:  # detection path
-        from affect.data.face.detect import select_faces
+        from affect.face.detect import select_faces
 
         out = []
         for f in select_faces(detected, opts.select, img.shape):
@@ -284,7 +284,7 @@ def process_shard(k: int, rows: pd.DataFrame, root: str, out: str, opts: Prepare
             examples[reason].append(text)
 
     def emit(batch: list[tuple[int, np.ndarray | CorruptInputError]]) -> None:
-        from affect.data.face.align import to_rgb
+        from affect.face.align import to_rgb
 
         det_ids = [i for i, img in batch if not isinstance(img, Exception) and _needs_detection(recs[i], opts)]
         dets = dict(zip(det_ids, _detector(opts).detect([to_rgb(im) for i, im in batch if i in det_ids]),

@@ -16,7 +16,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from affect.data.face import FaceDetector, detect_and_align, iter_video_frames  # noqa: E402
+from affect.face import FaceDetector, detect_and_align, iter_video_frames  # noqa: E402
 
 DEFAULT_VIDEO = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "videos" / "pyfeat" / "single_face.mp4"
 

@@ -4,7 +4,7 @@ Run: ``python benchmarks/bench_predict.py [--video PATH] [--loops 4] [--threads 
 
 1. The video (default ``../shared/data/videos/pyfeat/single_face.mp4``, 640x360) is looped ``--loops``
    times into a temporary MP4 (not timed).
-2. **detector only**: facenet-pytorch MTCNN (``affect.data.face.FaceDetector``) batched by 16 on the
+2. **detector only**: facenet-pytorch MTCNN (``affect.face.FaceDetector``) batched by 16 on the
    frames decoded beforehand, with each option's minimum face size.
 3. **end to end**: ``affect.predict.run_predict`` through the real CLI (decode, detect, align, track,
    the model, CSV writing; no plots), timed from the first decoded frame to the written CSV (the
@@ -34,8 +34,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from affect.data.face import FaceDetector, iter_video_frames  # noqa: E402
 from affect.data.video import write_video  # noqa: E402
+from affect.face import FaceDetector, iter_video_frames  # noqa: E402
 from affect.predict import run_predict  # noqa: E402
 from affect.predict.tracks import box_iou  # noqa: E402
 

@@ -5,7 +5,7 @@ Prints one line per measurement:
 
 - ``decode``: PyAV decoding alone, one process, then ``--decode-workers`` processes together
   (each decodes its own copy of the video, as for a corpus of many videos);
-- ``detect``: batched MTCNN (``affect.data.face.FaceDetector``) on ``--device`` over frames already
+- ``detect``: batched MTCNN (``affect.face.FaceDetector``) on ``--device`` over frames already
   decoded into memory (includes the host-to-device copy of each batch), per batch size;
 - ``pipeline``: decoding in ``--decode-workers`` DataLoader worker processes, batched MTCNN on the
   device and 5-point alignment to 96x96 in the main process (``detect_and_align``);
@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from affect.data.face import FaceDetector, detect_and_align, iter_video_frames  # noqa: E402
+from affect.face import FaceDetector, detect_and_align, iter_video_frames  # noqa: E402
 from benchmarks.bench_face import DEFAULT_VIDEO  # noqa: E402
 
 

@@ -200,7 +200,7 @@ def test_forced_detection_carries_given_landmarks(tmp_path):
     fa = SHARED / "faces" / "face_alignment"
     if not fa.is_dir():
         pytest.skip(f"real images not found at {fa}")
-    from affect.data.face import five_from_68, frontal_template
+    from affect.face import five_from_68, frontal_template
 
     ref = np.asarray(json.loads((fa / "aflw-test.reference_landmarks68_3d.json").read_text())["landmarks68_xyz"])
     lm = ";".join(f"{v:.3f}" for v in ref[:, :2].ravel())  # the CSV spelling of a landmarks cell

@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from affect.data.face.detect import FaceDetector
 from affect.errors import ConfigError
+from affect.face.detect import FaceDetector
 from affect.prepare import PrepareOptions, prepare_store
 
 REPO = Path(__file__).resolve().parents[1]

@@ -55,7 +55,7 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> tuple[np.nda
     """
     import av
 
-    from affect.data.face.pipeline import CorruptInputError
+    from affect.face.pipeline import CorruptInputError
 
     chunks: list[np.ndarray] = []
     start: float | None = None

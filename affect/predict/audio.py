@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from affect.data.audio import SAMPLE_RATE, load_audio, spectrogram_frames, to_uint8
-from affect.data.face import CorruptInputError
+from affect.face import CorruptInputError
 
 __all__ = ["MISSING_AUDIO", "attach_audio", "audio_input_size"]
 

@@ -288,7 +288,7 @@ class MediaDataModule(L.LightningDataModule):
         """Run the face pipeline over this process's inputs (progress bar over frames)."""
         from tqdm.auto import tqdm
 
-        from affect.data.face import FaceDetector
+        from affect.face import FaceDetector
 
         detector = FaceDetector(device=device, min_face_size=self.min_face_size, batch_size=self.detect_batch_size)
         extractor = FaceExtractor(detector, self.options(image_size, self.audio_size))

@@ -1,8 +1,8 @@
 """A user's photos and videos -> a table of faces (one row per face and frame) plus aligned crops.
 
-The face pipeline is the project's (paper Sec. IV, ``affect.data.face``): facenet-pytorch MTCNN
-(:class:`~affect.data.face.FaceDetector`, batched, on the model's device), the 5 MTCNN points,
-:func:`~affect.data.face.align_face`'s similarity warp onto the frontal template. This module adds
+The face pipeline is the project's (paper Sec. IV, ``affect.face``): facenet-pytorch MTCNN
+(:class:`~affect.face.FaceDetector`, batched, on the model's device), the 5 MTCNN points,
+:func:`~affect.face.align_face`'s similarity warp onto the frontal template. This module adds
 what running on arbitrary media needs:
 
 - **inputs**: files, folders (recursive) and globs; images (any PIL mode) and videos (PyAV, any
@@ -34,14 +34,14 @@ from pathlib import Path
 
 import numpy as np
 
-from affect.data.face import CorruptInputError, Face, FaceDetector, align_face, load_image, select_faces
-from affect.data.face.pipeline import VIDEO_SUFFIXES
+from affect.face import CorruptInputError, Face, FaceDetector, align_face, load_image, select_faces
+from affect.face.pipeline import VIDEO_SUFFIXES
 from affect.predict.tracks import IoUTracker
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 #: Every status an input can end with (the summary counts each).
 STATUSES = ("ok", "no_face", "not_found", "empty", "unreadable", "truncated", "too_small", "no_audio")
-#: Names of MTCNN's 5 points, in its order (affect.data.face.template).
+#: Names of MTCNN's 5 points, in its order (affect.face.template).
 #: A video decoding to fewer than this fraction of its declared frames is reported ``truncated``.
 TRUNCATED = 0.95
 POINT_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")

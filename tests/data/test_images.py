@@ -8,10 +8,10 @@ import pytest
 from PIL import Image
 
 from affect.data.datasets import FrameDataset
-from affect.data.face.pipeline import CorruptInputError, load_image
 from affect.data.images import ImageReadError, read_image
 from affect.data.manifest import validate_manifest
 from affect.data.store import open_store
+from affect.face.pipeline import CorruptInputError, load_image
 from affect.prepare import PrepareOptions, prepare_store
 
 SIZE = 32

@@ -17,7 +17,7 @@ AV_IMAGE, AV_AUDIO, AV_FPS = 32, 32, 10
 def detector():
     import torch
 
-    from affect.data.face import FaceDetector
+    from affect.face import FaceDetector
 
     torch.set_num_threads(1)  # MTCNN on a shared 2-core machine: more threads only contend
     return FaceDetector(device="cpu", batch_size=8)
@@ -59,7 +59,7 @@ def crops_from_csv():
     """``crops_from_csv(frames, rows, size)``: the faces of ``rows`` (a predictions.csv slice) aligned
     independently from the CSV's own 5 points on the decoded ``frames`` (by frame index): uint8
     ``[N, 3, size, size]``."""
-    from affect.data.face import align_face
+    from affect.face import align_face
     from affect.predict.media import POINT_NAMES
 
     def crops(frames: dict[int, np.ndarray], rows, size: int) -> np.ndarray:

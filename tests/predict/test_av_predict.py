@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from affect.data.audio import to_uint8, video_spectrogram_frames
-from affect.data.face import iter_video_frames
+from affect.face import iter_video_frames
 from affect.predict import run_predict
 
 pytestmark = [pytest.mark.slow]

@@ -19,7 +19,7 @@ import torch
 import yaml
 
 import affect.cli
-from affect.data.face import align_face, iter_video_frames
+from affect.face import align_face, iter_video_frames
 from affect.labels import EXPR_CLASSES
 from affect.predict import CONFIG, run_predict
 from affect.predict.columns import META_COLUMNS, au_columns

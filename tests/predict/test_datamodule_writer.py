@@ -13,7 +13,7 @@ from affect.predict.writer import MediaPredictionWriter, safe_names, summarise
 
 
 def table_of(n_frames: int, faces_per_frame: list[int]) -> FaceTable:
-    from affect.data.face import Face
+    from affect.face import Face
 
     t = FaceTable()
     for k in range(n_frames):

@@ -33,9 +33,9 @@ import numpy as np
 import pandas as pd
 
 from affect.data.datamodule import CorpusDataModule
-from affect.data.face.template import frontal_template
 from affect.data.manifest import LoadReport, manifest_from_records
 from affect.data.textio import read_lines, read_text
+from affect.face.template import frontal_template
 from affect.labels import RAFDB_BASIC_ORDER, RAFDB_COMPOUND_CLASSES, expr_index
 
 CORPUS = "rafdb"
@@ -99,7 +99,7 @@ def box_from_landmarks5(points: np.ndarray) -> tuple[float, float, float, float]
 
     The side is chosen so that the larger of the inter-ocular and eye-to-mouth distances
     spans the same fraction of the box as the eye-to-mouth distance of
-    ``affect.data.face.template.frontal_template`` does of the 96x96 aligned crop, and the box
+    ``affect.face.template.frontal_template`` does of the 96x96 aligned crop, and the box
     is placed so that the points' mean sits where the template's mean sits (a crop resized to
     96x96 then matches an aligned crop up to rotation).
 

@@ -101,7 +101,7 @@ def test_missing_landmark_file_is_counted(tmp_path):
 
 
 def test_box_from_template_points_is_the_whole_crop():
-    from affect.data.face.template import frontal_template
+    from affect.face.template import frontal_template
 
     for size in (96, 200):
         np.testing.assert_allclose(box_from_landmarks5(frontal_template(size)), (0, 0, size, size), atol=1e-6)

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from affect.data.face.align import align_face, resize_crop, to_rgb
-from affect.data.face.detect import FaceDetector, select_faces
 from affect.data.images import ImageReadError, read_image
 from affect.errors import InputFileError
+from affect.face.align import align_face, resize_crop, to_rgb
+from affect.face.detect import FaceDetector, select_faces
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".mpg", ".mpeg", ".webm", ".m4v", ".flv", ".wmv")
 
@@ -91,7 +91,7 @@ def faces_from_landmarks(
 ) -> AlignedFace:
     """Align one face from given 5 points and/or 68 landmarks (no detection)."""
     crop, _, lm = align_face(image, points5=points5, size=size, landmarks68=landmarks68)
-    from affect.data.face.template import five_from_68
+    from affect.face.template import five_from_68
 
     p5 = np.asarray(points5 if points5 is not None else five_from_68(landmarks68), dtype=np.float32)
     return AlignedFace(crop=crop, score=1.0, points5=p5, landmarks68=lm)

@@ -1,8 +1,8 @@
 """Face preprocessing of paper Sec. IV: detection, 5-point similarity alignment, 96x96x3 crops."""
 
-from affect.data.face.align import align_face, apply_transform, resize_crop, similarity_transform, to_rgb
-from affect.data.face.detect import SELECT_MODES, Face, FaceDetector, select_faces
-from affect.data.face.pipeline import (
+from affect.face.align import align_face, apply_transform, resize_crop, similarity_transform, to_rgb
+from affect.face.detect import SELECT_MODES, Face, FaceDetector, select_faces
+from affect.face.pipeline import (
     AlignedFace,
     CorruptInputError,
     crop_only,
@@ -12,7 +12,7 @@ from affect.data.face.pipeline import (
     iter_video_frames,
     load_image,
 )
-from affect.data.face.template import five_from_68, frontal_template
+from affect.face.template import five_from_68, frontal_template
 
 __all__ = [
     "SELECT_MODES", "AlignedFace", "CorruptInputError", "Face", "FaceDetector", "align_face",

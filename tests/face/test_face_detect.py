@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from affect.data.face import (
+from affect.face import (
     FaceDetector,
     align_face,
     detect_and_align,
@@ -22,7 +22,7 @@ from affect.data.face import (
     select_faces,
 )
 
-SHARED = Path(os.environ.get("AFFECT_SHARED", Path(__file__).resolve().parents[3] / ".." / "shared" / "data"))
+SHARED = Path(os.environ.get("AFFECT_SHARED", Path(__file__).resolve().parents[2] / ".." / "shared" / "data"))
 FACES = SHARED / "faces"
 VIDEOS = SHARED / "videos"
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from affect.data.face.template import five_from_68, frontal_template
+from affect.face.template import five_from_68, frontal_template
 
 #: threshold (px) that makes every point a RANSAC inlier, so the fit is plain least squares.
 _ALL_INLIERS = 1e9

@@ -1,4 +1,4 @@
-"""Alignment, template and input handling of affect.data.face (no detector; fast)."""
+"""Alignment, template and input handling of affect.face (no detector; fast)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from affect.data.face import (
+from affect.face import (
     Face,
     align_face,
     apply_transform,
@@ -19,7 +19,7 @@ from affect.data.face import (
     similarity_transform,
     to_rgb,
 )
-from affect.data.face.pipeline import CorruptInputError
+from affect.face.pipeline import CorruptInputError
 
 
 def umeyama(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
