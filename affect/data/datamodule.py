@@ -20,6 +20,7 @@ from pathlib import Path
 
 import lightning as L
 import pandas as pd
+from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, Dataset
 
 from affect.data.augment import AUGMENT_OPTIONS, AugmentingCollate, BatchAugment
@@ -81,6 +82,9 @@ class CorpusDataModule(L.LightningDataModule):
             validation split (for corpora without an official one, or to keep the official
             validation set as a test set).
         split_seed: seed of the subject-independent split.
+        test_fraction: if > 0, first hold out this fraction of the training rows, by subject, as the
+            test split (seed ``split_seed + 1``), for corpora that ship no test split (FER2013's public copy);
+            an error when the corpus has test rows. ``val_fraction`` then splits the remaining training rows.
         sequence_length: if set, items are sequences of this many frames (video corpora only).
         sequence_stride: start-to-start distance of sequences (default: ``sequence_length``).
         augment: random horizontal flips and small translations of training batches
@@ -110,6 +114,7 @@ class CorpusDataModule(L.LightningDataModule):
         sequence_stride: int | None = None,
         store: str | None = None,
         augment: bool | dict[str, float] = False,
+        test_fraction: float = 0.0,
     ) -> None:
         super().__init__()
         if task is not None and task not in TASKS:
@@ -124,6 +129,7 @@ class CorpusDataModule(L.LightningDataModule):
         self.image_size = image_size
         self.task = task
         self.val_fraction = val_fraction
+        self.test_fraction = test_fraction
         self.split_seed = split_seed
         self.sequence_length = sequence_length
         self.sequence_stride = sequence_stride
@@ -159,8 +165,7 @@ class CorpusDataModule(L.LightningDataModule):
             df = opened.manifest
             if self.task is not None:
                 df = df[task_mask(df, self.task)]
-            df = subject_split(df.reset_index(drop=True), self.val_fraction, seed=self.split_seed)
-            self._manifest = df
+            self._manifest = self._split(df.reset_index(drop=True))
         if self._manifest is None:
             if not Path(self.root).exists():
                 raise MissingInputError(
@@ -175,10 +180,21 @@ class CorpusDataModule(L.LightningDataModule):
                     report.skip(f"not annotated for task {self.task}", int((~keep).sum()))
                     report.kept -= int((~keep).sum())
                 df = df[keep].reset_index(drop=True)
-            df = subject_split(df, self.val_fraction, seed=self.split_seed)
+            df = self._split(df)
             report.log()
             self.report, self._manifest = report, df
         return self._manifest
+
+    def _split(self, df: pd.DataFrame) -> pd.DataFrame:
+        """``test_fraction`` then ``val_fraction`` of the training rows, by subject (seeded)."""
+        if self.test_fraction > 0:
+            if (df["split"] == "test").any():
+                raise ConfigError(
+                    f"{type(self).__name__}: data.init_args.test_fraction is {self.test_fraction}, but the corpus has "
+                    f"its own test split ({int((df['split'] == 'test').sum())} rows); set test_fraction: 0"
+                )
+            df = subject_split(df, self.test_fraction, seed=self.split_seed + 1, to_split="test")
+        return subject_split(df, self.val_fraction, seed=self.split_seed)
 
     def parser_args(self) -> dict | None:
         """The arguments this module's corpus parser (``make_<corpus>_manifest``) runs with, by name:
@@ -239,6 +255,13 @@ class CorpusDataModule(L.LightningDataModule):
         """Check that the model being trained takes the images this datamodule gives (``image_size``)."""
         model = getattr(self.trainer, "lightning_module", None) if self.trainer is not None else None
         check_image_size(model, self.image_size)
+        if self.store is None and not getattr(self, "_framing_said", False):
+            self._framing_said = True
+            rank_zero_info(
+                f"{type(self).__name__}: images are read from the corpus folders as given crops (a manifest box, else the "
+                "whole image, resized; no detection or alignment): `affect prepare` + data.init_args.store gives the "
+                "aligned crops that `affect predict` makes"
+            )
 
     def dataset(self, split: str) -> Dataset:
         """The dataset of one split ("train" | "val" | "test"); empty splits raise."""
