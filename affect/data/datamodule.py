@@ -82,6 +82,8 @@ class CorpusDataModule(L.LightningDataModule):
             validation split (for corpora without an official one, or to keep the official
             validation set as a test set).
         split_seed: seed of the subject-independent split.
+        transforms: an albumentations pipeline file (``albumentations.save``, YAML or JSON) applied to each
+            training image of the image-folder path on the CPU (:mod:`affect.data.transforms`); not with ``store``.
         test_fraction: if > 0, first hold out this fraction of the training rows, by subject, as the
             test split (seed ``split_seed + 1``), for corpora that ship no test split (FER2013's public copy);
             an error when the corpus has test rows. ``val_fraction`` then splits the remaining training rows.
@@ -115,6 +117,7 @@ class CorpusDataModule(L.LightningDataModule):
         store: str | None = None,
         augment: bool | dict[str, float] = False,
         test_fraction: float = 0.0,
+        transforms: str | None = None,
     ) -> None:
         super().__init__()
         if task is not None and task not in TASKS:
@@ -145,6 +148,12 @@ class CorpusDataModule(L.LightningDataModule):
             except (TypeError, ValueError) as err:
                 raise ConfigError(f"data.init_args.augment: {err}") from None
         self.augment = augment
+        if transforms is not None and self.store is not None:
+            raise ConfigError(
+                "data.init_args.transforms applies to images decoded from the corpus folders; a store is read in whole "
+                "batches without decoding: use data.init_args.augment (on the device) with a store"
+            )
+        self.transforms = transforms
         self.report: LoadReport | None = None
         self._manifest: pd.DataFrame | None = None
         self.datasets: dict[str, Dataset] = {}
@@ -184,6 +193,22 @@ class CorpusDataModule(L.LightningDataModule):
             report.log()
             self.report, self._manifest = report, df
         return self._manifest
+
+    def _transforms(self, split: str, rows: pd.DataFrame):
+        """The ``transforms`` pipeline for the training split (None otherwise); geometric transforms are refused
+        for rows that carry landmarks (they would not move with the pixels)."""
+        if self.transforms is None or split != "train":
+            return None
+        from affect.data.transforms import load_transforms
+
+        pipeline = load_transforms(self.transforms)
+        moving = pipeline.geometric()
+        if moving and "landmarks" in rows.columns and rows["landmarks"].notna().any():
+            raise ConfigError(
+                f"data.init_args.transforms: {self.transforms} has geometric transforms {moving}, but this corpus's rows "
+                "carry landmarks, which they would not move: use pixel-level transforms only"
+            )
+        return pipeline
 
     def _split(self, df: pd.DataFrame) -> pd.DataFrame:
         """``test_fraction`` then ``val_fraction`` of the training rows, by subject (seeded)."""
@@ -278,7 +303,7 @@ class CorpusDataModule(L.LightningDataModule):
                         rows, self.root, self.sequence_length, self.sequence_stride, self.image_size
                     )
                 else:
-                    self.datasets[split] = FrameDataset(rows, self.root, self.image_size)
+                    self.datasets[split] = FrameDataset(rows, self.root, self.image_size, self._transforms(split, rows))
         return self.datasets[split]
 
     def _store_dataset(self, split: str) -> Dataset:
