@@ -173,7 +173,7 @@ def default_model_available() -> tuple[bool, str]:
 
 # Predict's speed options for the demo: detection on every 3rd frame (the tracker carries the boxes
 # in between) and no pyramid levels for faces under a fifth of the frame (0 faces lost and box IoU
-# >= 0.93 against per-frame detection on the real clip: README "Predicting").
+# >= 0.93 against per-frame detection on the real clip: docs/benchmarks.md, "Predict on media").
 PREDICT_ARGS = ["--trainer.accelerator", "cpu", "--data.init_args.detect_every", "3",
                 "--data.init_args.min_face_fraction", "0.2", "--data.init_args.progress", "false"]
 
