@@ -14,7 +14,7 @@
 4. Analyses one procedural video with the coupled model through ``affect predict`` (per-frame CSV,
    timeline plot).
 
-    python -m affect.demo [--out demo_out] [--epochs 6]
+    affect demo [--out demo_out] [--epochs 6]      (or: python -m affect.demo ...)
 """
 
 from __future__ import annotations
@@ -28,7 +28,9 @@ from pathlib import Path
 
 import yaml
 
-CONFIG = Path(__file__).resolve().parents[1] / "experiments" / "demo" / "facebehaviornet.yaml"
+from affect.configs import config_path
+
+CONFIG = config_path("demo/facebehaviornet")  # the shipped config (checkout or installed package)
 DEMO_CORPORA = {
     "affwild2": {"n_videos": 12, "n_frames": 150, "size": 64, "with_videos": True},
     "affectnet": {"n_per_split": 700, "size": 64},
@@ -123,7 +125,7 @@ def table(results: dict[str, dict[str, float]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m affect.demo", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="affect demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="demo_out", help="folder for corpora, runs and results")
     parser.add_argument("--epochs", type=int, default=10)
     args = parser.parse_args(argv)
