@@ -14,7 +14,8 @@ CLASS_PATH = "affect.models.facebehaviornet.FaceBehaviorNetModule"
 
 def tiny_checkpoint(path: Path, seed: int = 0):
     """``(path, module)``: a FaceBehaviorNet (test backbone, 32x32) with perturbed weights (so that its
-    outputs are far from uniform) saved by a Lightning Trainer."""
+    outputs are far from uniform), every float tensor exactly representable in float16 (so that the
+    exported default model computes exactly what the checkpoint does), saved by a Lightning Trainer."""
     import lightning as L
     import torch
 
@@ -25,6 +26,9 @@ def tiny_checkpoint(path: Path, seed: int = 0):
     with torch.no_grad():
         for p in module.parameters():
             p.add_(0.3 * torch.randn_like(p))
+        for t in module.state_dict().values():
+            if t.is_floating_point():
+                t.copy_(t.half().to(t.dtype))
     trainer = L.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False)  # fmt: skip
     trainer.strategy.connect(module)
@@ -45,13 +49,14 @@ def tiny_default_model(folder: Path, work: Path) -> Path:
     return folder
 
 
-def face_image(path: Path, size: int = 96) -> Path:
-    """A procedural face (``affect.data.synthetic``) as a PNG that MTCNN detects."""
+def face_media(folder: Path, size: int = 96, n_frames: int = 6) -> dict[str, Path]:
+    """A procedural face (``affect.data.synthetic``) as a PNG (``image``) and a short MP4 (``video``)."""
     from PIL import Image
 
     from affect.data.synthetic import face_sequence
+    from affect.data.video import write_video
 
-    frames, _, _ = face_sequence(np.random.default_rng(0), 1, size=size)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(frames[0]).save(path)
-    return path
+    frames, _, _ = face_sequence(np.random.default_rng(0), n_frames, size=size, fps=10)
+    folder.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(frames[0]).save(folder / "face.png")
+    return {"image": folder / "face.png", "video": write_video(folder / "clip.mp4", frames, fps=10)}
