@@ -10,7 +10,7 @@ export WANDB_MODE ?= offline
 export WANDB_SILENT := true
 export PYTHONHASHSEED := 0
 
-.PHONY: help install test test-fast lint demo bench clean
+.PHONY: help install test test-fast lint demo bench wheel clean
 
 help: ## list targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -36,5 +36,8 @@ lint: $(STAMP) ## ruff
 demo: $(STAMP) ## the main job on the embedded default: procedural corpora -> FaceBehaviorNet
 	$(BIN)/python -m affect.demo
 
-clean: ## remove the venv and run outputs
-	rm -rf $(VENV) runs wandb .pytest_cache
+wheel: $(STAMP) ## build the wheel offline into build/dist (configs and the default model ship inside)
+	$(BIN)/pip wheel --no-deps --no-build-isolation --no-index -w build/dist .
+
+clean: ## remove the venv, run outputs and build outputs
+	rm -rf $(VENV) runs wandb .pytest_cache build affect.egg-info

@@ -146,11 +146,13 @@ def test_short_command_with_the_default_model(tiny, tmp_path, monkeypatch, capsy
     # an output folder that holds files: refused, then replaced with --overwrite (an earlier run's files go)
     assert affect.cli.main(["predict", str(tiny["image"]), "-o", str(out), *QUIET]) == 2
     assert "already holds files; pass --overwrite" in one_error_line(capsys)
-    other = ["predict", str(tiny["image"]), "-o", str(out), "--ckpt", str(tiny["other"]), "--overwrite", *QUIET]
+    (out / "csv" / "earlier_input.csv").write_text("stale\n")
+    other = ["predict", *inputs, "-o", str(out), "--ckpt", str(tiny["other"]), "--overwrite", *QUIET,
+             "--data.init_args.frame_stride", "2"]  # a LightningCLI key passed through  # fmt: skip
     assert affect.cli.main(other) == 0
-    assert not (out / "csv" / f"{tiny['video'].name}.csv").exists()
+    assert not (out / "csv" / "earlier_input.csv").exists()
     again = faces(out / "predictions.csv")
-    assert list(again["input"]) == [str(tiny["image"])]
+    assert len(again) == 1 + 3 and list(again["frame"][1:]) == [0, 2, 4]
     assert abs(again[EXPR].to_numpy()[0] - probs[0]).max() > 1e-3  # another checkpoint, other answers
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from affect.errors import ConfigError, check_checkpoint_file
 
-__all__ = ["build_parser", "is_short_form", "lightning_args", "main", "output_folder"]
+__all__ = ["build_parser", "is_short_form", "lightning_args", "main", "output_folder", "split_pass_through"]
 
 #: Option prefixes handed to LightningCLI unchanged.
 PASS_THROUGH = ("--data.", "--trainer.", "--model.", "--seed_everything")
@@ -104,6 +104,28 @@ def lightning_args(ns: argparse.Namespace, out: Path, passed: Sequence[str]) -> 
     return [*args, *passed]
 
 
+def split_pass_through(args: Sequence[str]) -> tuple[list[str], list[str]]:
+    """``(own options and inputs, LightningCLI keys with their values)``: a key is ``--data.x=V`` or
+    ``--data.x V`` (the next word, unless it is an option; ``-1`` is a value).
+
+    >>> split_pass_through(["a.png", "--data.init_args.min_face_size", "40", "b.mp4", "--trainer.devices", "-1", "-o", "x"])
+    (['a.png', 'b.mp4', '-o', 'x'], ['--data.init_args.min_face_size', '40', '--trainer.devices', '-1'])
+    """
+    own, rest = [], []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a.startswith(PASS_THROUGH):
+            nxt = args[i + 1] if i + 1 < len(args) else None
+            takes_value = "=" not in a and nxt is not None and not nxt.startswith("--") and nxt not in ("-o", "-h")
+            rest += args[i : i + 1 + takes_value]
+            i += 1 + takes_value
+        else:
+            own.append(a)
+            i += 1
+    return own, rest
+
+
 def prepare_output(out: Path, overwrite: bool) -> None:
     """Refuse a folder that holds files unless ``overwrite``; with it, remove an earlier run's outputs."""
     if os.environ.get("LOCAL_RANK", "0") != "0":  # a DDP worker: the launching process checked
@@ -126,11 +148,8 @@ def prepare_output(out: Path, overwrite: bool) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     from affect.predict import run_predict
 
-    parser = build_parser()
-    ns, rest = parser.parse_known_args(list(sys.argv[2:] if argv is None else argv))
-    stray = [a for a in rest if a.startswith("-") and not a.startswith(PASS_THROUGH)]
-    if stray:
-        parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    own, rest = split_pass_through(list(sys.argv[2:] if argv is None else argv))
+    ns = build_parser().parse_args(own)
     if ns.ckpt is not None:
         check_checkpoint_file(ns.ckpt, what="--ckpt")
     out = output_folder(ns.out, ns.inputs)
