@@ -1,5 +1,6 @@
-"""The ``affect`` command: LightningCLI (``fit | validate | test | predict``) plus two extra
-subcommands, ``prepare`` and ``relatedness``, listed by ``affect --help``.
+"""The ``affect`` command: LightningCLI (``fit | validate | test | predict``) plus the extra
+subcommands of :data:`EXTRA_COMMANDS` (``prepare``, ``relatedness``, ``upgrade-checkpoint``, ``demo``),
+listed by ``affect --help``.
 
 - ``affect fit --config experiments/model/<m>.yaml --config experiments/data/<d>.yaml
   --config experiments/trainer/gpu.yaml --config experiments/<table>/<row>.yaml``: configs compose
@@ -241,6 +242,7 @@ def build_cli(args: Sequence[str] | None = None, overwrite: bool = False) -> Lig
     """The ``AffectCLI`` behind ``affect fit | validate | test | predict``; runs ``args``.
 
     Returned so that Python callers (``affect.demo``) can read ``cli.trainer`` after the run.
+    ``--config`` values may be shipped configs' names (:func:`affect.configs.resolve_config_args`).
     ``overwrite``: the run may replace the ``config.yaml`` an earlier run saved in its folder.
     """
     register_classes()
@@ -251,5 +253,5 @@ def build_cli(args: Sequence[str] | None = None, overwrite: bool = False) -> Lig
         subclass_mode_data=True,
         save_config_kwargs={"overwrite": overwrite},
         parser_kwargs={"prog": "affect", "description": DESCRIPTION, "epilog": _help_epilog()},
-        args=None if args is None else list(args),
+        args=None if args is None else resolve_config_args(list(args)),
     )
