@@ -16,7 +16,7 @@ import affect.models.default
 from affect.configs import config_names, experiments_root, resolve_config_args
 from affect.errors import ConfigError
 from affect.labels import EXPR_CLASSES
-from affect.predict.command import device_args, is_short_form, output_folder
+from affect.predict.command import device_args, is_short_form, output_folder, prepare_output
 
 ROOT = experiments_root()
 
@@ -85,6 +85,24 @@ def test_short_options_map_to_lightning_keys():
     assert output_folder(None, ["videos/clip.mp4", "b.png"]) == Path("affect_out/clip")
     assert output_folder(None, ["photos/"]) == Path("affect_out/photos")
     assert output_folder("o", ["x.png"]) == Path("o")
+
+
+def test_overwrite_removes_only_an_earlier_predict_run(tmp_path):
+    mine = tmp_path / "mine"
+    (mine / "plots").mkdir(parents=True)
+    (mine / "plots" / "holiday.png").write_bytes(b"x")
+    with pytest.raises(ConfigError, match="already holds files; pass --overwrite"):
+        prepare_output(mine, overwrite=False)
+    prepare_output(mine, overwrite=True)  # not an affect predict folder (no summary.json): nothing removed
+    assert (mine / "plots" / "holiday.png").is_file()
+    earlier = tmp_path / "earlier"
+    for name in ("csv/a.png.csv", "plots/contact_sheet.png", "summary.json", "predictions.csv", "notes.txt"):
+        (earlier / name).parent.mkdir(parents=True, exist_ok=True)
+        (earlier / name).write_text("x")
+    prepare_output(earlier, overwrite=True)
+    assert sorted(p.name for p in earlier.iterdir()) == ["notes.txt"]
+    prepare_output(tmp_path / "new", overwrite=False)  # absent or empty: fine
+    assert not (tmp_path / "new").exists()
 
 
 def test_without_a_default_model_it_is_one_line(tmp_path, monkeypatch, capsys):

@@ -6,7 +6,8 @@ with the package (:mod:`affect.models.default`) analyses the inputs; when none i
 one-line error (never an untrained network). The files land directly in ``OUT`` (default
 ``affect_out/<first input's name>``): ``predictions.csv``, ``csv/``, ``inputs.csv``, ``summary.json``,
 ``plots/``, ``config.yaml``. A folder that already holds files is refused unless ``--overwrite``,
-which first removes the files of an earlier ``affect predict`` there (only those it writes).
+which first removes the files of an earlier ``affect predict`` there (only those it writes, and only
+in a folder that its ``summary.json`` marks as one).
 
 Options not listed in ``--help`` that spell LightningCLI keys (``--data.init_args.min_face_size 40``,
 ``--trainer.precision bf16-mixed``, ``--model.init_args.test_time_flip true``) are passed through.
@@ -127,7 +128,8 @@ def split_pass_through(args: Sequence[str]) -> tuple[list[str], list[str]]:
 
 
 def prepare_output(out: Path, overwrite: bool) -> None:
-    """Refuse a folder that holds files unless ``overwrite``; with it, remove an earlier run's outputs."""
+    """Refuse a folder that holds files unless ``overwrite``; with it, remove the outputs of an earlier
+    ``affect predict`` (:data:`OUTPUTS`, only when its ``summary.json`` marks the folder as one)."""
     if os.environ.get("LOCAL_RANK", "0") != "0":  # a DDP worker: the launching process checked
         return
     if out.exists() and not out.is_dir():
@@ -137,6 +139,8 @@ def prepare_output(out: Path, overwrite: bool) -> None:
     if not overwrite:
         raise ConfigError(f"-o {out}: the folder already holds files; pass --overwrite to replace an earlier "
                           "affect predict there, or name another folder with -o")  # fmt: skip
+    if not (out / "summary.json").is_file():
+        return
     for name in OUTPUTS:
         target = out / name
         if target.is_dir() and not target.is_symlink():
