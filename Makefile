@@ -10,7 +10,7 @@ export WANDB_MODE ?= offline
 export WANDB_SILENT := true
 export PYTHONHASHSEED := 0
 
-.PHONY: help install test test-fast lint demo docs bench clean
+.PHONY: help install test test-fast lint demo docs bench wheel clean
 
 help: ## list targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -39,5 +39,8 @@ demo: $(STAMP) ## the main job in minutes: procedural corpora -> FaceBehaviorNet
 docs: $(STAMP) ## the documentation site: mkdocs build --strict into site/ (offline)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict --site-dir site
 
-clean: ## remove the venv and run outputs
-	rm -rf $(VENV) runs wandb .pytest_cache site demo_out
+wheel: $(STAMP) ## build the wheel offline into build/dist (configs and the default model ship inside)
+	$(BIN)/pip wheel --no-deps --no-build-isolation --no-index -w build/dist .
+
+clean: ## remove the venv, run outputs and build outputs
+	rm -rf $(VENV) runs wandb .pytest_cache site demo_out build affect.egg-info

@@ -16,7 +16,7 @@
    CSV and plots are. Without a default model in the package it uses the demo's own checkpoint and
    says so.
 
-    python -m affect.demo [--out demo_out] [--epochs 4] [--compare] [--video clip.mp4]
+    affect demo [--out demo_out] [--epochs 4] [--compare] [--video clip.mp4]   (or: python -m affect.demo ...)
 """
 
 from __future__ import annotations
@@ -30,7 +30,9 @@ from pathlib import Path
 
 import yaml
 
-CONFIG = Path(__file__).resolve().parents[1] / "experiments" / "demo" / "facebehaviornet.yaml"
+from affect.configs import config_path
+
+CONFIG = config_path("demo/facebehaviornet")  # the shipped config (checkout or installed package)
 # Sized for the CPU budget (corpora, training, validation and predict in a few CPU minutes): many
 # distinct faces seen a few times each (a few hundred faces seen for many epochs are memorised: train
 # accuracy 0.8, validation at chance), at 48 px (the size at which the procedural geometry is learnt
