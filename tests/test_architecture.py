@@ -25,12 +25,12 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "architecture.md"
 # (tier, layer name, module prefixes). The longest matching prefix decides a module's tier, so
 # ``affect.store.writer`` is an application although ``affect.store`` is the data tier.
 TIERS: list[tuple[int, str, tuple[str, ...]]] = [
-    (0, "foundations", ("affect.labels", "affect.errors", "affect.profiling")),
+    (0, "foundations", ("affect.labels", "affect.errors", "affect.profiling", "affect.configs")),
     (1, "media", ("affect.io", "affect.face")),
     (2, "data", ("affect.data", "affect.store", "affect.relatedness")),
     (3, "learning", ("affect.metrics", "affect.losses", "affect.models", "affect.tracking")),
     (4, "applications", ("affect.prepare", "affect.prepare_shard", "affect.store.writer", "affect.store.merge",
-                         "affect.predict", "affect.demo", "affect.cli")),
+                         "affect.predict", "affect.postprocess", "affect.analyzer", "affect.demo", "affect.cli")),
     (5, "entry points", ("affect", "affect.__main__")),
 ]
 APPLICATION_TIER = 4
