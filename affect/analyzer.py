@@ -249,7 +249,12 @@ def load_checkpoint(path: str | Path, model_class: type | None = None) -> tuple[
     if needs_upgrade(hparams):
         raise CheckpointError(old_checkpoint_message(file))
     cls = model_class or _named_class(hparams.get("_class_path"), file)
-    module = cls.load_from_checkpoint(file, map_location="cpu", weights_only=True)
+    if "_instantiator" in hparams:  # affect fit (LightningCLI): nested class_path arguments built as in the CLI
+        module = cls.load_from_checkpoint(file, map_location="cpu", weights_only=True)
+    else:  # saved by a plain Trainer: the hyper-parameters are the class's arguments
+        module = cls(**{k: v for k, v in hparams.items() if not k.startswith("_")})
+        module.on_load_checkpoint(dict(ckpt))
+        module.load_state_dict(ckpt["state_dict"])
     return module.eval(), dict(ckpt.get("affect") or {})
 
 
