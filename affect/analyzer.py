@@ -90,6 +90,8 @@ class Analyzer:
         self._datamodule(None)  # checks the options now (unknown name: TypeError; bad value: ValueError)
         if model is not None and checkpoint is not None:
             raise ConfigError("Analyzer: pass a checkpoint or a model, not both")
+        #: where the model came from: the checkpoint's path, "the default model" or "a module"
+        self.source = str(checkpoint) if checkpoint is not None else "the default model" if model is None else "a module"
         if model is not None:
             entry = {}
         elif checkpoint is not None:
@@ -104,6 +106,10 @@ class Analyzer:
         self._detector = None
         self._stream = None  # (VideoTracks, next frame index) of predict_frames' stream
         self._name = None
+
+    def __repr__(self) -> str:
+        return (f"Analyzer({type(self.model).__name__} from {self.source}, device={self.device}, "
+                f"tasks={list(self.spaces.get('tasks') or [])}, image_size={self.spaces.get('image_size')})")  # fmt: skip
 
     # ------------------------------------------------------------------ public
     def predict(self, inputs: str | Path | Sequence[str | Path]) -> pd.DataFrame:
@@ -132,8 +138,9 @@ class Analyzer:
         frame's index in the stream, ``time_s`` from ``times`` (seconds, one per frame; NaN without).
 
         ``keep_tracks=False``: the frames are a clip of their own (frame 0 first, new face tracks).
-        ``keep_tracks=True`` continues the previous call's stream: frame indices, face tracks
-        (``face_id``) and the ``detect_every`` phase go on, so a webcam loop may pass one frame per call.
+        ``keep_tracks=True`` continues the previous call's stream of the same ``name``: frame indices, face
+        tracks (``face_id``) and the ``detect_every`` phase go on, so a webcam loop may pass one frame per
+        call (:meth:`reset` starts a new stream).
         Sequence models see windows of the tracks within each call's frames; A/V models need the
         audio of a file (use :meth:`predict`). OpenCV gives BGR: pass ``frame[..., ::-1]``.
         """
@@ -194,7 +201,7 @@ class Analyzer:
         the bad ones named in a warning."""
         from lightning.fabric.utilities.apply_func import move_data_to_device
 
-        from affect.predict.columns import META_COLUMNS
+        from affect.predict.columns import META_COLUMNS, output_columns, prediction_columns
         from affect.predict.writer import collect_predictions, predictions_frame
 
         parts: dict[str, list[np.ndarray]] = {}
@@ -204,6 +211,11 @@ class Analyzer:
                 collect_predictions(parts, self.model.predict_step(batch, i), batch)
         frame = predictions_frame(dm.table.rows, dm.spaces, parts) if dm.table.rows else pd.DataFrame(
             columns=list(META_COLUMNS))  # fmt: skip
+        # the model's columns on every call (a call without a face too: a live loop's frames concatenate)
+        missing = [c for c in prediction_columns(dm.spaces) if c not in frame.columns]
+        if missing:
+            fill = {c: "" if c in ("expression", "compound") else np.nan for c in missing}
+            frame = frame.assign(**fill)[output_columns([*frame.columns, *missing])]
         self.last_inputs = pd.DataFrame([vars(r) for r in dm.table.reports])
         bad = [f"{Path(r.input).name}: {r.status}" for r in dm.table.reports if r.status != "ok"]
         if bad:
@@ -311,7 +323,7 @@ def _frames_and_times(frames, times: Sequence[float] | None) -> Iterator[tuple[n
                               "np.stack([g] * 3, -1); float in [0, 1]: (x * 255).round().astype(np.uint8))")  # fmt: skip
         if given is not None and n > len(given):
             raise ConfigError(f"predict_frames: {len(given)} times for more frames; give one time per frame")
-        yield rgb, given[n - 1] if given is not None else math.nan
+        yield np.ascontiguousarray(rgb), given[n - 1] if given is not None else math.nan  # e.g. bgr[..., ::-1]
     if given is not None and n != len(given):
         raise ConfigError(f"predict_frames: {len(given)} times for {n} frames; give one time per frame")
 
