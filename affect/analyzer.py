@@ -46,7 +46,7 @@ class Analyzer:
             ``missing_audio``, ``audio_context_s``; see :class:`~affect.predict.MediaDataModule`).
 
     After each call, :attr:`last_inputs` holds one row per input (``inputs.csv``'s columns: status,
-    frames, faces, ...); inputs that are not ``ok`` are also named in a warning.
+    frames, faces, ...); :meth:`predict` also names the inputs that are not ``ok`` in a warning.
 
     A tiny untrained model on three drawn faces (a real use passes a checkpoint, or nothing):
 
@@ -104,8 +104,8 @@ class Analyzer:
         self.spaces: dict = {**model_spaces(None, self.model), **entry}
         self.last_inputs: pd.DataFrame | None = None
         self._detector = None
-        self._stream = None  # (VideoTracks, next frame index) of predict_frames' stream
-        self._name = None
+        self._stream = None  # predict_frames' stream: its tracks, name and next frame index
+        self._name, self._next_frame = None, 0
 
     def __repr__(self) -> str:
         return (f"Analyzer({type(self.model).__name__} from {self.source}, device={self.device}, "
@@ -119,7 +119,7 @@ class Analyzer:
         status in :attr:`last_inputs` and is named in a warning; an argument that names no image or video
         at all raises ``ValueError``.
         """
-        items = [inputs] if isinstance(inputs, (str, Path)) else [str(i) for i in inputs]
+        items = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
         dm = self._datamodule([str(i) for i in items])
         image_size = dm.configure(self.model, self.spaces)
         dm.extract(image_size, str(self.device), self.detector)
@@ -153,27 +153,26 @@ class Analyzer:
                               "frames in memory do not have; use predict() on the video file")  # fmt: skip
         extractor = FaceExtractor(self.detector, dm.options(image_size))
         if not keep_tracks or self._stream is None or self._name != name:
-            self._stream, self._name = [VideoTracks.start(extractor.opts), 0], name
-        tracks = self._stream[0]
+            self._stream, self._name, self._next_frame = VideoTracks.start(extractor.opts), name, 0
         table, report = FaceTable(), InputReport(name, "video")
         pending: list[tuple[int, float, np.ndarray]] = []
         for rgb, t in _frames_and_times(frames, times):
-            k = self._stream[1]
-            self._stream[1] += 1
+            k = self._next_frame
+            self._next_frame += 1
             if k % extractor.opts.frame_stride:
                 continue
             if pending and (len(pending) >= extractor.opts.batch_size or pending[0][2].shape != rgb.shape):
-                extractor.add_video_frames(name, pending, table, report, tracks)
+                extractor.add_video_frames(name, pending, table, report, self._stream)
                 pending = []
             report.height, report.width = rgb.shape[:2]
             report.frames += 1
             pending.append((k, t, rgb))
-        extractor.add_video_frames(name, pending, table, report, tracks)
+        extractor.add_video_frames(name, pending, table, report, self._stream)
         if report.status == "ok" and report.faces == 0:
             report.status = "no_face" if report.frames else "empty"
         table.reports.append(report)
         dm.use_table(table)
-        return self._finish(dm)
+        return self._finish(dm, warn=False)  # every frame is a row: no_face is a live loop's normal state
 
     def reset(self) -> None:
         """Forget the frame stream of ``predict_frames(..., keep_tracks=True)``."""
@@ -196,9 +195,9 @@ class Analyzer:
 
         return MediaDataModule(inputs, device=str(self.device), progress=self.progress, **self.options)
 
-    def _finish(self, dm) -> pd.DataFrame:
+    def _finish(self, dm, warn: bool = True) -> pd.DataFrame:
         """The model on the datamodule's batches -> the output table; the inputs' reports kept and
-        the bad ones named in a warning."""
+        (``warn``) the bad ones named in a warning."""
         from lightning.fabric.utilities.apply_func import move_data_to_device
 
         from affect.predict.columns import META_COLUMNS, output_columns, prediction_columns
@@ -218,7 +217,7 @@ class Analyzer:
             frame = frame.assign(**fill)[output_columns([*frame.columns, *missing])]
         self.last_inputs = pd.DataFrame([vars(r) for r in dm.table.reports])
         bad = [f"{Path(r.input).name}: {r.status}" for r in dm.table.reports if r.status != "ok"]
-        if bad:
+        if bad and warn:
             warnings.warn(f"affect: {len(bad)} of {len(dm.table.reports)} inputs not ok ({'; '.join(bad)}); "
                           "see Analyzer.last_inputs", stacklevel=3)  # fmt: skip
         return frame

@@ -5,7 +5,9 @@
 - :class:`MediaPredictionWriter` (``affect/predict/writer.py``): a ``BasePredictionWriter`` that
   writes ``predictions.csv`` (columns in ``affect/predict/columns.py``), one CSV per input,
   ``inputs.csv`` / ``summary.json``, timeline and contact-sheet PNGs and optional annotated MP4s;
-- :func:`run_predict`: the same through the real CLI, for Python callers (``affect.demo``).
+- :func:`run_predict`: the same through the real CLI, for Python callers (``affect.demo``);
+- :class:`affect.Analyzer` (``affect/analyzer.py``): the same pieces in-process, returning DataFrames
+  (files, folders, and frames already in memory), no files written.
 """
 
 from __future__ import annotations

@@ -178,12 +178,12 @@ def test_bad_frames_and_arguments():
         analyzer.predict_frames(rgb, times=[0.0, 0.1])
     with pytest.raises(ConfigError, match="1 times for more frames"):
         analyzer.predict_frames([rgb, rgb], times=[0.0])
-    with pytest.warns(UserWarning, match="frames: empty"):
-        empty = analyzer.predict_frames([])
+    empty = analyzer.predict_frames([])
+    assert analyzer.last_inputs["status"].tolist() == ["empty"]
     columns = [*META_COLUMNS, "valence", "arousal", *EXPR_CLASSES, "expression", *au_columns(analyzer.spaces["au_set"])]
     assert empty.empty and list(empty.columns) == columns
-    with pytest.warns(UserWarning, match="frames: no_face"):
-        blank = analyzer.predict_frames([rgb, rgb])  # frames without a face are rows, never dropped
+    blank = analyzer.predict_frames([rgb, rgb])  # frames without a face are rows, never dropped
+    assert analyzer.last_inputs[["status", "frames", "frames_without_face"]].values.tolist() == [["no_face", 2, 2]]
     assert blank["face_detected"].tolist() == [0, 0] and blank["face_id"].tolist() == [-1, -1]
     assert list(blank.columns) == columns and blank[columns[len(META_COLUMNS):]].replace("", np.nan).isna().all().all()
     with pytest.raises(ConfigError, match="not an option here"):
