@@ -8,6 +8,8 @@
 - :func:`run_predict`: the same through the real CLI, for Python callers (``affect.demo``) and the short
   ``affect predict INPUT... [-o OUT] [--ckpt CKPT]`` (:mod:`affect.predict.command`); without a checkpoint
   it runs the default model that ships with the package (:mod:`affect.models.default`).
+- :class:`affect.Analyzer` (``affect/analyzer.py``): the same pieces in-process, returning DataFrames
+  (files, folders, and frames already in memory), no files written.
 
 :data:`CONFIG` is the shipped ``predict/media`` config (in the checkout's ``experiments/`` or the
 installed package, :mod:`affect.configs`).

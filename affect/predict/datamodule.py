@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from affect.face import FaceDetector
 from affect.predict.audio import MISSING_AUDIO, audio_input_size
 from affect.predict.media import FaceExtractor, FaceOptions, FaceTable, expand_inputs
 
@@ -173,7 +174,8 @@ class MediaDataModule(L.LightningDataModule):
     """Photos and videos -> batches of aligned faces for ``affect predict`` (see the module docstring).
 
     Args:
-        inputs: files, folders (recursive) or globs; images and videos may be mixed.
+        inputs: files, folders (recursive) or globs; images and videos may be mixed (``None``: no
+            files, the faces come through :meth:`use_table`, as for frames already in memory).
         select: faces kept per frame: ``"all"``, ``"largest"`` or ``"central"``.
         frame_stride: keep every k-th video frame.
         detect_every: run MTCNN on every k-th kept frame; the tracked faces' boxes and 5 points are
@@ -199,7 +201,7 @@ class MediaDataModule(L.LightningDataModule):
 
     def __init__(
         self,
-        inputs: str | list[str],
+        inputs: str | list[str] | None,
         select: str = "all",
         frame_stride: int = 1,
         detect_every: int = 1,
@@ -227,8 +229,8 @@ class MediaDataModule(L.LightningDataModule):
             raise ValueError(f"audio_context_s must be > 0; got {audio_context_s!r}")
         if min(frame_stride, detect_every, batch_size, detect_batch_size, detect_max_side) < 1:
             raise ValueError("frame_stride, detect_every, batch_size, detect_batch_size and detect_max_side must be >= 1")
-        self.inputs = expand_inputs(inputs)
-        if not self.inputs:
+        self.inputs = expand_inputs(inputs) if inputs is not None else []
+        if inputs is not None and not self.inputs:
             raise ValueError(f"no image or video found in inputs {inputs!r}")
         self.select = select
         self.frame_stride, self.detect_every = frame_stride, detect_every
@@ -267,42 +269,54 @@ class MediaDataModule(L.LightningDataModule):
             return
         trainer = getattr(self, "trainer", None)
         module = trainer.lightning_module if trainer is not None else None
-        self.spaces = model_spaces(trainer, module)
+        device = self.device or (str(trainer.strategy.root_device) if trainer is not None else "cpu")
+        # several processes: each takes whole inputs (tracks stay together); the writer merges
+        self.world_size = int(trainer.world_size) if trainer is not None else 1
+        rank = int(trainer.global_rank) if trainer is not None else 0
+        self.local_inputs = shard_inputs(self.inputs, self.world_size)[rank] if self.world_size > 1 else list(self.inputs)
+        image_size = self.configure(module, model_spaces(trainer, module))
+        self.table = self.extract(image_size, device)
+
+    def configure(self, module: L.LightningModule | None, spaces: Mapping) -> int:
+        """Take the model's label spaces (:func:`model_spaces`) and set the crop size, the audio image
+        size (A/V models) and the window length (sequence models); returns the crop size."""
+        self.spaces = dict(spaces)
         image_size = int(self.spaces.get("image_size") or self.image_size)
         self.spaces["image_size"] = image_size
         self.audio_size = audio_input_size(module) if module is not None else 0
         if self.audio_size:
             self.spaces["audio_size"] = self.audio_size
-        device = self.device or (str(trainer.strategy.root_device) if trainer is not None else "cpu")
         seq = self.sequence_length
         if seq is None:
             seq = DEFAULT_SEQUENCE_LENGTH if module is not None and is_sequence_module(module) else 0
         self.window_length = int(seq)
-        # several processes: each takes whole inputs (tracks stay together); the writer merges
-        self.world_size = int(trainer.world_size) if trainer is not None else 1
-        rank = int(trainer.global_rank) if trainer is not None else 0
-        self.local_inputs = shard_inputs(self.inputs, self.world_size)[rank] if self.world_size > 1 else list(self.inputs)
-        self.table = self.extract(image_size, device)
+        return image_size
 
-    def extract(self, image_size: int, device: str) -> FaceTable:
-        """Run the face pipeline over this process's inputs (progress bar over frames)."""
+    def extract(self, image_size: int, device: str, detector: FaceDetector | None = None) -> FaceTable:
+        """Run the face pipeline over this process's inputs (progress bar over frames; ``detector``:
+        an MTCNN to reuse, else one is made on ``device``)."""
         from tqdm.auto import tqdm
 
-        from affect.face import FaceDetector
-
-        detector = FaceDetector(device=device, min_face_size=self.min_face_size, batch_size=self.detect_batch_size)
+        if detector is None:
+            detector = FaceDetector(device=device, min_face_size=self.min_face_size, batch_size=self.detect_batch_size)
         extractor = FaceExtractor(detector, self.options(image_size, self.audio_size))
         start = time.perf_counter()
         with tqdm(desc="affect predict: faces", unit="frame", disable=not self.progress) as bar:
             table = extractor.run(self.local_inputs, progress=bar.update)
         self.extract_seconds = time.perf_counter() - start
-        size = image_size
+        return self.use_table(table)
+
+    def use_table(self, table: FaceTable) -> FaceTable:
+        """Predict on ``table`` (faces found by a :class:`FaceExtractor`): its crops (and spectrogram
+        images) become the prediction batches."""
+        size = int(self.spaces.get("image_size") or self.image_size)
         self.crops = np.stack(table.crops) if table.crops else np.zeros((0, size, size, 3), np.uint8)
         self._crop_of = np.array([r["crop"] for r in table.rows], np.int64)
         if self.audio_size:
             a = self.audio_size
             self.audio = np.stack(table.audio) if table.audio else np.zeros((0, 1, a, a), np.uint8)
             self._spec_of = np.array([r.get("spec", -1) for r in table.rows], np.int64)
+        self.table = table
         return table
 
     def predict_dataloader(self) -> DataLoader:
