@@ -36,7 +36,14 @@ from affect.labels import AU_SET, EXPR_CLASSES, NUM_EXPR
 from affect.losses import MultiTaskLoss
 from affect.losses.multitask import flatten_frames
 from affect.metrics import AUMetrics, ExprMetrics, VAMetrics, WeightedMeans, p_mtl, scalar_items
-from affect.models.batching import NORMALISATION, concat_batches, is_domain_batch, narrow_au, network_inputs
+from affect.models.batching import (
+    NORMALISATION,
+    InputSpec,
+    concat_batches,
+    is_domain_batch,
+    narrow_au,
+    network_inputs,
+)
 from affect.models.weights import InitialWeights, load_weights
 
 __all__ = ["STAGES", "MultiTaskModule"]
@@ -195,6 +202,11 @@ class MultiTaskModule(L.LightningModule):
                 "the coupling losses (co_annotation / distribution_matching / soft_co_annotation) couple EXPR "
                 f"and AU: tasks must contain 'expr' and 'au', found {list(self.tasks)}"
             )
+
+    @property
+    def input_spec(self) -> InputSpec:
+        """What the network takes: frames or sequences, the image side, the spectrogram side."""
+        return InputSpec.of(self.net, int(self.hparams.image_size))
 
     # ------------------------------------------------------------------ forward
     def forward(self, *inputs: Tensor | None) -> dict[str, Tensor]:

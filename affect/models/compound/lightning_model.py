@@ -47,7 +47,7 @@ from affect.data.batches import ID_KEYS, TASKS
 from affect.labels import AU_SET, RAFDB_COMPOUND_CLASSES
 from affect.losses import expr_ce_loss
 from affect.metrics import ExprMetrics
-from affect.models.batching import NORMALISATION, normalise_images
+from affect.models.batching import NORMALISATION, InputSpec, normalise_images
 from affect.models.compound.torch_model import (
     CompoundHead,
     check_checkpoint_image_size,
@@ -169,6 +169,11 @@ class ZeroShotCompound(_CompoundMetricsMixin, L.LightningModule):
         self.net.eval()
         self._make_metrics(("val", "test"))
 
+    @property
+    def input_spec(self) -> InputSpec:
+        """Frames of the FaceBehaviorNet's image side."""
+        return InputSpec(self.image_size)
+
     # ------------------------------------------------------------------ eq. 10
     def forward(self, images: Tensor) -> dict[str, Tensor]:
         """uint8 images ``[B, 3, H, W]`` -> ``scores`` ``[B, K]`` (eq. 10) and the net's probabilities."""
@@ -284,6 +289,11 @@ class CompoundFineTune(_CompoundMetricsMixin, L.LightningModule):
             self.net.backbone.requires_grad_(False)
             self.net.backbone.eval()
         self._make_metrics(("train", "val", "test"))
+
+    @property
+    def input_spec(self) -> InputSpec:
+        """Frames of the network's image side."""
+        return InputSpec(int(self.hparams.image_size))
 
     def train(self, mode: bool = True) -> CompoundFineTune:
         super().train(mode)
