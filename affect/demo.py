@@ -5,7 +5,7 @@
 2. Trains FaceBehaviorNet through the real CLI (``experiments/demo/facebehaviornet.yaml``, the
    same ``affect fit`` a user runs) twice: with the coupling losses (soft co-annotation +
    distribution matching, Table V [38]: the paper's best Table VI row) and without them (eq. 7
-   only). Both use the corrected setup of issue 10: each domain's batch carries only its
+   only). Both use the corrected multi-domain setup: each domain's batch carries only its
    domain's labels (``MultiDomainDataModule``'s default), and distribution matching is the
    per-AU Bernoulli KL over the related AUs (``MultiTaskLoss(dm_form="matched")``, the default).
 3. Evaluates the best checkpoint of each on the validation sets and prints the table (CCC-V,
