@@ -9,6 +9,9 @@ subcommands, ``prepare`` and ``relatedness``, listed by ``affect --help``.
   package's models and datamodules are imported first, so ``affect fit --help`` lists them.
 - ``image_size`` is stated once, on the data side, and linked into the model
   (``data.image_size`` -> ``model.init_args.image_size``).
+- ``--ckpt_path``: read and checked once (:mod:`affect.models.checkpoint`, one line on a bad file)
+  before any class is built; the model's class and settings and the data's image size come from it,
+  and ``predict`` loads its weights from that one read (docs/checkpoints.md).
 - ``checkpoint`` configures the run's :class:`~lightning.pytorch.callbacks.ModelCheckpoint`
   (``monitor``, ``mode``, ``dirpath``); ``figures`` the
   :class:`~affect.models.callbacks.EvaluationFigures` callback; the
