@@ -32,7 +32,12 @@ class MissingInputError(AffectError, FileNotFoundError):
 
 
 class CheckpointError(InputFileError):
-    """A file given as a checkpoint is not a PyTorch checkpoint."""
+    """A file given as a checkpoint is not a PyTorch checkpoint, or not one of ``affect``'s, or one whose
+    ``affect`` entry is missing or out of range (:mod:`affect.models.checkpoint`)."""
+
+
+class MissingCheckpointError(CheckpointError, MissingInputError):
+    """A checkpoint file that does not exist (also a :class:`FileNotFoundError`)."""
 
 
 #: ``--ckpt_path`` values Lightning resolves itself (not files).
