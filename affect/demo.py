@@ -98,7 +98,7 @@ def run_overrides(run_dir: Path, loss_options: dict, epochs: int) -> dict:
 
 
 def train_and_validate(name: str, loss_options: dict, out: Path, epochs: int) -> dict[str, float]:
-    from affect.cli import build_cli
+    from affect.lightning_cli import build_cli
 
     run_dir = out / "runs" / name
     shutil.rmtree(run_dir, ignore_errors=True)

@@ -30,8 +30,8 @@ TIERS: list[tuple[int, str, tuple[str, ...]]] = [
     (2, "data", ("affect.data", "affect.store", "affect.relatedness")),
     (3, "learning", ("affect.metrics", "affect.losses", "affect.models", "affect.tracking")),
     (4, "applications", ("affect.prepare", "affect.prepare_shard", "affect.store.writer", "affect.store.merge",
-                         "affect.predict", "affect.postprocess", "affect.analyzer", "affect.demo", "affect.cli")),
-    (5, "entry points", ("affect", "affect.__main__")),
+                         "affect.predict", "affect.postprocess", "affect.analyzer", "affect.demo", "affect.lightning_cli")),
+    (5, "entry points", ("affect", "affect.__main__", "affect.cli")),
 ]
 APPLICATION_TIER = 4
 

@@ -48,7 +48,7 @@ def run_predict(
     ``ckpt=None``: the default model (:func:`affect.models.default.default_checkpoint`, written to a
     temporary checkpoint file for the run); :class:`~affect.errors.DefaultModelError` when none is installed.
     """
-    from affect.cli import build_cli
+    from affect.lightning_cli import build_cli
 
     items = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
     with tempfile.TemporaryDirectory(prefix="affect-default-model-") as tmp:
