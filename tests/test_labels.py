@@ -1,4 +1,4 @@
-"""Canonical label spaces and the corpus -> canonical mappings (DESIGN.md)."""
+"""Canonical label spaces and the corpus -> canonical mappings (``docs/corpora.md``)."""
 
 from __future__ import annotations
 
