@@ -1,4 +1,4 @@
-"""Images/s of the store-backed train loader vs a plain JPEG-folder loader (DESIGN "Performance").
+"""Images/s of the store-backed train loader vs a plain JPEG-folder loader (``docs/benchmarks.md``, "Loader").
 
 Both loaders serve the same FER2013 training images as uint8 [B, 3, 96, 96] batches of 401
 (the VA batch size of the paper's holistic training):

@@ -1,4 +1,4 @@
-"""Frames/s of face preparation with MTCNN on a GPU, stage by stage (issue 13 goal: >= 1,000 frames/s
+"""Frames/s of face preparation with MTCNN on a GPU, stage by stage (the goal: >= 1,000 frames/s
 for 640x360 video on an H100).
 
 Prints one line per measurement:

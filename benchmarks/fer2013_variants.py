@@ -9,7 +9,8 @@ raw weights of the same step (``current_model_state``). This script validates, t
 - ``test_time_flip`` off / on (what averaging a face with its mirror image adds),
 
 on the run's own held-out split (the config's ``val_fraction``), and prints one row per variant:
-accuracy, macro-F1 and UAR. The rows of the README's FER2013 table come from it.
+accuracy, macro-F1 and UAR. The rows of the FER2013 table in ``docs/results.md`` ("Real faces: FER2013")
+come from it.
 
 Run: ``python benchmarks/fer2013_variants.py --config experiments/fer2013.yaml --ckpt runs/fer2013/.../best.ckpt``
 (``AFFECT_DATA`` must hold ``fer2013/``; other arguments go to ``affect validate``, e.g. the run's

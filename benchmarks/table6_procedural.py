@@ -1,4 +1,4 @@
-"""A procedural Table VI: does coupling help FaceBehaviorNet where the paper says it does? (issue 10)
+"""A procedural Table VI: does coupling help FaceBehaviorNet where the paper says it does?
 
 Paper Sec. VI-B / Table VI on the procedural corpora (``affect.data.fixtures``: faces drawn by
 ``affect.data.synthetic``, whose AUs follow Table V [38]), written in their native layouts and

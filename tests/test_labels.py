@@ -1,4 +1,4 @@
-"""Canonical label spaces and the corpus -> canonical mappings (the design notes)."""
+"""Canonical label spaces and the corpus -> canonical mappings (``docs/corpora.md``)."""
 
 from __future__ import annotations
 

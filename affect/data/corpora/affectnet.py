@@ -148,13 +148,9 @@ def _read_csv_release(root: Path, require_images: bool, report: LoadReport) -> l
             except ValueError as err:
                 report.skip("malformed line", example=f"{where}: {err}")
                 continue
-            if labels is None:
-                continue
             image = f"{CSV_IMAGES}/{rel.strip()}"
-            if require_images and not (root / image).is_file():
-                report.skip("missing image", example=image)
+            if labels is None or not _keep(report, notes, where, root, image, require_images):
                 continue
-            _keep(report, notes, where)
             records.append({
                 "path": image, "corpus": CORPUS, "split": split, **labels, "landmarks": landmarks,
                 "box_x": box[0], "box_y": box[1], "box_w": box[2], "box_h": box[3],
@@ -162,11 +158,16 @@ def _read_csv_release(root: Path, require_images: bool, report: LoadReport) -> l
     return records
 
 
-def _keep(report: LoadReport, notes: list[str], where: str) -> None:
-    """Count a row that reaches the manifest, with its label-level drops (reasons ending "row kept")."""
+def _keep(report: LoadReport, notes: list[str], where: str, root: Path, image: str, require_images: bool) -> bool:
+    """Whether a labelled row reaches the manifest: False (counted "missing image") when ``require_images``
+    and its image is absent, else True, counting it with its label-level drops (reasons ending "row kept")."""
+    if require_images and not (root / image).is_file():
+        report.skip("missing image", example=image)
+        return False
     report.kept += 1
     for note in notes:
         report.skip(note, example=where)
+    return True
 
 
 def _npy_value(path: Path) -> str:
@@ -206,13 +207,9 @@ def _read_npy_release(root: Path, require_images: bool, report: LoadReport) -> l
             except ValueError as err:
                 report.skip("malformed annotation", example=f"{where}: {err}")
                 continue
-            if labels is None:
-                continue
             image = f"{folder}/images/{n}.jpg"
-            if require_images and not (root / image).is_file():
-                report.skip("missing image", example=image)
+            if labels is None or not _keep(report, notes, where, root, image, require_images):
                 continue
-            _keep(report, notes, where)
             records.append({"path": image, "corpus": CORPUS, "split": split, **labels, "landmarks": landmarks})
     return records
 

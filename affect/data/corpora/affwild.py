@@ -38,8 +38,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from affect.data.corpora._video import VideoCorpusDataModule
 from affect.data.corpora.affwild2 import subject_of
-from affect.data.datamodule import CorpusDataModule, resolve_root
+from affect.data.datamodule import resolve_root
 from affect.data.manifest import LoadReport, validate_manifest
 from affect.data.textio import read_lines
 from affect.data.video import VIDEO_SUFFIXES, VideoDecodeError, read_frame_index, video_frame_paths
@@ -231,7 +232,7 @@ def _attach_geometry(table: pd.DataFrame, root: Path, split: str, vid: str, pts_
     table["box_x"], table["box_y"], table["box_w"], table["box_h"] = box.T
 
 
-class AffWildDataModule(CorpusDataModule):
+class AffWildDataModule(VideoCorpusDataModule):
     """Aff-Wild frames (or sequences via ``sequence_length``); see :func:`make_affwild_manifest`.
 
     Use ``val_fraction`` for a validation split (Aff-Wild has none); the ``test`` split has no
@@ -252,12 +253,6 @@ class AffWildDataModule(CorpusDataModule):
         self.frames_dir = resolve_root(frames_dir) if frames_dir is not None else None
         self.extract = extract
         self.pts_base = pts_base
-
-    def prepare_data(self) -> None:
-        """Decode the videos into frame folders once per node (Lightning calls this on local rank 0
-        before ``setup``); the other ranks then parse against the completed cache."""
-        if self.extract:
-            self.manifest  # noqa: B018 (parsing extracts the frames)
 
     def make_manifest(self) -> tuple[pd.DataFrame, LoadReport]:
         return make_affwild_manifest(self.root, self.frames_dir, self.extract, self.pts_base)

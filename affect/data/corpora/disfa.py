@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from affect.data.corpora._folds import DISFA_3FOLD, check_fold, subject_folds
-from affect.data.datamodule import CorpusDataModule
+from affect.data.corpora._video import VideoCorpusDataModule
 from affect.data.manifest import LoadReport, validate_manifest
 from affect.data.textio import read_lines
 from affect.data.video import VideoDecodeError, frame_file_name, video_frame_paths
@@ -175,7 +175,7 @@ def make_disfa_manifest(
     return df, report
 
 
-class DISFADataModule(CorpusDataModule):
+class DISFADataModule(VideoCorpusDataModule):
     """DISFA frames (or sequences) for AU detection; see :func:`make_disfa_manifest`.
 
     AU columns outside DISFA's 12 are NaN (masked).
@@ -201,12 +201,6 @@ class DISFADataModule(CorpusDataModule):
         self.num_folds = num_folds
         self.frames_dir = frames_dir
         self.extract = extract
-
-    def prepare_data(self) -> None:
-        """Decode the videos into frame folders once, on one process per node (Lightning calls this
-        on local rank 0 before ``setup``); the other ranks then parse against the completed cache."""
-        if self.extract:
-            self.manifest  # noqa: B018 (parsing extracts the frames)
 
     def make_manifest(self) -> tuple[pd.DataFrame, LoadReport]:
         return make_disfa_manifest(

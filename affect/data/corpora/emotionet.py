@@ -148,7 +148,24 @@ class _Locator:
         return f"{IMAGE_DIR}/{name}" if name else None
 
 
-def _locate(url: str, locate: _Locator, require_images: bool, where: str, report: LoadReport) -> str | None:
+def _sheet_url(fields: list[str], header: list[str], url_col: int) -> str:
+    """The URL of one sheet line; raises ValueError (a malformed line) on a wrong field count or no URL."""
+    if len(fields) != len(header):
+        raise ValueError(f"{len(fields)} fields, expected {len(header)}")
+    url = fields[url_col].strip()
+    if not url:
+        raise ValueError("empty URL")
+    return url
+
+
+def _locate(
+    url: str, seen: set[str], locate: _Locator, require_images: bool, where: str, report: LoadReport
+) -> str | None:
+    """The image of a sheet line's URL, or None with the skip counted (a repeated URL, unmapped, missing)."""
+    if url in seen:
+        report.skip("duplicate URL in sheet", example=f"{where}: {url}")
+        return None
+    seen.add(url)
     path = locate(url)
     if path is None:
         report.skip("unmapped URL", example=f"{where}: {url}")
@@ -178,11 +195,7 @@ def _read_au_sheet(
         where = f"{SHEET_DIR}/{split}.csv:{lineno}"
         notes = 0
         try:
-            if len(fields) != len(header):
-                raise ValueError(f"{len(fields)} fields, expected {len(header)}")
-            url = fields[url_col].strip()
-            if not url:
-                raise ValueError("empty URL")
+            url = _sheet_url(fields, header, url_col)
             aus: dict[str, float] = {}
             for col, au in au_cols.items():
                 value = float(fields[col])
@@ -198,11 +211,7 @@ def _read_au_sheet(
         except ValueError as err:
             report.skip("malformed line", example=f"{where}: {err}")
             continue
-        if url in seen:
-            report.skip("duplicate URL in sheet", example=f"{where}: {url}")
-            continue
-        seen.add(url)
-        image = _locate(url, locate, require_images, where, report)
+        image = _locate(url, seen, locate, require_images, where, report)
         if image is None:
             continue
         if notes:
@@ -225,20 +234,12 @@ def _read_compound_sheet(
     for lineno, fields in rows:
         where = f"{SHEET_DIR}/compound_{split}.csv:{lineno}"
         try:
-            if len(fields) != len(header):
-                raise ValueError(f"{len(fields)} fields, expected {len(header)}")
-            url = fields[url_col].strip()
-            if not url:
-                raise ValueError("empty URL")
+            url = _sheet_url(fields, header, url_col)
             index = class_index(fields[label_col], classes)
         except ValueError as err:
             report.skip("malformed line", example=f"{where}: {err}")
             continue
-        if url in seen:
-            report.skip("duplicate URL in sheet", example=f"{where}: {url}")
-            continue
-        seen.add(url)
-        image = _locate(url, locate, require_images, where, report)
+        image = _locate(url, seen, locate, require_images, where, report)
         if image is None:
             continue
         name = classes[index]

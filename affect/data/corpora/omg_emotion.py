@@ -10,7 +10,8 @@ Native layout read here (``data_cards/omg_emotion.md``; conforms to the real CSV
                                                 the links with start/end (``clips_dir``, default root)
 
 Labels are one value per utterance: arousal in [0, 1] is mapped to ``2a - 1`` in [-1, 1]
-(the design notes' VA range; ``rescale_arousal=False`` keeps it, documented as [0, 1]), valence is in [-1, 1],
+(the VA label space of ``docs/corpora.md``; ``rescale_arousal=False`` keeps it, documented as
+[0, 1]), valence is in [-1, 1],
 ``EmotionMaxVote`` ids follow ``labels.OMG_EXPR_ORDER`` (0 Anger, 1 Disgust, 2 Fear, 3 Happy,
 4 Neutral, 5 Sad, 6 Surprise). Every frame of an utterance's clip carries the utterance's
 labels, with ``video = "<video>/<utterance stem>"`` so that utterance-level evaluation can
@@ -34,7 +35,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pandas as pd
 
-from affect.data.datamodule import CorpusDataModule
+from affect.data.corpora._video import VideoCorpusDataModule
 from affect.data.manifest import LoadReport, validate_manifest
 from affect.data.textio import read_text
 from affect.data.video import VideoDecodeError, video_frame_paths
@@ -165,7 +166,7 @@ def make_omg_emotion_manifest(
     return df, report
 
 
-class OMGEmotionDataModule(CorpusDataModule):
+class OMGEmotionDataModule(VideoCorpusDataModule):
     """OMG-Emotion frames (or sequences per utterance) for VA and EXPR; official train/val splits."""
 
     corpus = CORPUS
@@ -186,12 +187,6 @@ class OMGEmotionDataModule(CorpusDataModule):
         self.extract = extract
         self.include_test = include_test
         self.rescale_arousal = rescale_arousal
-
-    def prepare_data(self) -> None:
-        """Decode the videos into frame folders once, on one process per node (Lightning calls this
-        on local rank 0 before ``setup``); the other ranks then parse against the completed cache."""
-        if self.extract:
-            self.manifest  # noqa: B018 (parsing extracts the frames)
 
     def make_manifest(self) -> tuple[pd.DataFrame, LoadReport]:
         return make_omg_emotion_manifest(

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from affect.data.datamodule import CorpusDataModule
+from affect.data.corpora._video import VideoCorpusDataModule
 from affect.data.manifest import LoadReport, validate_manifest
 from affect.data.textio import read_text
 from affect.data.video import VIDEO_SUFFIXES, VideoDecodeError, video_frame_paths
@@ -260,7 +260,7 @@ def make_sewa_manifest(
     return df, report
 
 
-class SEWADataModule(CorpusDataModule):
+class SEWADataModule(VideoCorpusDataModule):
     """SEWA frames (or sequences per recording) for valence-arousal; see :func:`make_sewa_manifest`."""
 
     corpus = CORPUS
@@ -285,12 +285,6 @@ class SEWADataModule(CorpusDataModule):
         self.frames_dir = frames_dir
         self.extract = extract
         self.fps = fps
-
-    def prepare_data(self) -> None:
-        """Decode the videos into frame folders once, on one process per node (Lightning calls this
-        on local rank 0 before ``setup``); the other ranks then parse against the completed cache."""
-        if self.extract:
-            self.manifest  # noqa: B018 (parsing extracts the frames)
 
     def make_manifest(self) -> tuple[pd.DataFrame, LoadReport]:
         return make_sewa_manifest(

@@ -25,7 +25,7 @@ AffWildNet     ``backbone="vggface"``, otherwise defaults; ResNet variant: ``bac
                global_pool=True, fc_units=1500``
 ============== =================================================================================
 
-Choices the paper leaves open (documented here and in the README): ReLU after each FC layer;
+Choices the paper leaves open (documented here and in this folder's ``README.md``): ReLU after each FC layer;
 the 0.5 dropout is applied to each FC layer's output (the RNN input); ``rnn_dropout`` is the
 drop probability between the two RNN layers (PyTorch's ``nn.GRU(dropout=...)``, which acts on
 the first layer's output only); ResNet-50's "last pooling layer" is its global average pool

@@ -146,7 +146,8 @@ class ModelLevelFusion(nn.Module):
         fusion: ``"rnn"`` (one GRU layer of ``fusion_units``, "Model-Level Fusion + RNN") or ``"fc"``
             (one FC layer of ``fusion_units`` + ReLU + dropout, "Model-Level Fusion + FC").
         fusion_units: 128 in the paper.
-        the other args: as :class:`CNNRNN`, shared by both networks.
+        dropout: as :class:`CNNRNN` (both networks), and after the FC fusion layer.
+        network: the other arguments of :class:`CNNRNN` but ``mode``, shared by both networks.
 
     The two networks start from checkpoints of CNN-1RNN / CNN-3RNN runs, loaded by the
     LightningModule when fitting starts (``one_rnn_checkpoint`` / ``three_rnn_checkpoint``).
@@ -157,29 +158,12 @@ class ModelLevelFusion(nn.Module):
     sequence_input: bool = True
 
     def __init__(
-        self,
-        fusion: Literal["rnn", "fc"] = "rnn",
-        fusion_units: int = 128,
-        backbone: str = "vgg16",
-        backbone_nodes: Sequence[str] | None = None,
-        fc_units: int = 4096,
-        use_landmarks: bool = True,
-        num_landmarks: int = 68,
-        rnn_hidden: int = 128,
-        rnn_layers: int = 2,
-        dropout: float = 0.5,
-        rnn_dropout: float = 0.2,
-        image_size: int = 96,
-        low_pool_size: int = 0,
+        self, fusion: Literal["rnn", "fc"] = "rnn", fusion_units: int = 128, dropout: float = 0.5, **network
     ) -> None:
         super().__init__()
         if fusion not in ("rnn", "fc"):
             raise ValueError(f"fusion must be 'rnn' or 'fc', got {fusion!r}")
-        common = dict(
-            backbone=backbone, backbone_nodes=backbone_nodes, fc_units=fc_units, use_landmarks=use_landmarks,
-            num_landmarks=num_landmarks, rnn_hidden=rnn_hidden, rnn_layers=rnn_layers, dropout=dropout,
-            rnn_dropout=rnn_dropout, image_size=image_size, low_pool_size=low_pool_size,
-        )  # fmt: skip
+        common = {"dropout": dropout, **network}
         self.one_rnn = CNNRNN("1rnn", **common)
         self.three_rnn = CNNRNN("3rnn", **common)
         self.input_keys = self.one_rnn.input_keys

@@ -61,11 +61,7 @@ class MTVGGGRUModule(MultiTaskModule):
 
     def configure_net(self) -> nn.Module:
         h = self.hparams
-        return MTVGGGRU(
-            backbone=h.backbone, hidden=h.hidden, dropout=h.dropout, num_aus=len(self.au_set), image_size=h.image_size,
-            in_chans=1 if h.input_key == "audio" else 3, rnn_hidden=h.rnn_hidden, rnn_layers=h.rnn_layers,
-            rnn_dropout=h.rnn_dropout, input_key=h.input_key,
-        )  # fmt: skip
+        return MTVGGGRU(in_chans=1 if h.input_key == "audio" else 3, input_key=h.input_key, **_stream_args(self))
 
     def initial_weights(self) -> list[InitialWeights]:
         sources = backbone_weights_source(self.hparams, self.net.cnn.backbone)
@@ -107,11 +103,7 @@ class AVMTVGGGRUModule(MultiTaskModule):
 
     def configure_net(self) -> nn.Module:
         h = self.hparams
-        return AVMTVGGGRU(
-            backbone=h.backbone, hidden=h.hidden, dropout=h.dropout, num_aus=len(self.au_set), image_size=h.image_size,
-            audio_size=h.audio_size, audio_in_chans=h.audio_in_chans, rnn_hidden=h.rnn_hidden,
-            rnn_layers=h.rnn_layers, rnn_dropout=h.rnn_dropout,
-        )  # fmt: skip
+        return AVMTVGGGRU(audio_size=h.audio_size, audio_in_chans=h.audio_in_chans, **_stream_args(self))
 
     def initial_weights(self) -> list[InitialWeights]:
         h, net = self.hparams, self.net
@@ -123,3 +115,10 @@ class AVMTVGGGRUModule(MultiTaskModule):
             if h.get(key):
                 sources.append(InitialWeights(key, stream, h[key], exclude=("head.",), strict=True))
         return [*sources, *super().initial_weights()]
+
+
+def _stream_args(module: MultiTaskModule) -> dict:
+    """The network arguments both modules pass on as they are (a stream's CNN, FC and GRU sizes)."""
+    h = module.hparams
+    keys = ("backbone", "hidden", "dropout", "image_size", "rnn_hidden", "rnn_layers", "rnn_dropout")
+    return {"num_aus": len(module.au_set), **{k: h[k] for k in keys}}
