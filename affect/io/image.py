@@ -44,6 +44,8 @@ from affect.io.errors import MediaReadError
 HIGH_BIT_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 #: Default cap on the pixels of one decoded image (after any reduced decode): 100 Mpx.
 MAX_IMAGE_PIXELS = 100_000_000
+#: Pillow formats libjpeg decodes at 1/2, 1/4, 1/8 scale (MPO: the multi-picture JPEG many phones write).
+JPEG_FORMATS = ("JPEG", "MPO")
 #: EXIF orientations whose display swaps width and height.
 _SWAPS_SIDES = (5, 6, 7, 8)
 
@@ -143,12 +145,13 @@ def decode_image(path: str | Path, max_side: int | None = None, max_pixels: int 
     try:
         with _open_header(path) as im:
             w, h = im.size
-            if max_side and max(w, h) > 4 * max_side and im.format == "JPEG":
+            jpeg = im.format in JPEG_FORMATS
+            if max_side and max(w, h) > 4 * max_side and jpeg:
                 im.draft("RGB", (w * 2 * max_side // max(w, h), h * 2 * max_side // max(w, h)))
             dw, dh = im.size
             how = "decoded at reduced scale" if (dw, dh) != (w, h) else "reduced after decoding"
             if dw * dh > max_pixels:
-                raise _too_large(path, w, h, max_pixels, im.format == "JPEG" and bool(max_side))
+                raise _too_large(path, w, h, max_pixels, jpeg and bool(max_side))
             im.load()
             orientation = im.getexif().get(0x0112, 1)  # after load: a PNG may carry eXIf after the pixels
             out = im

@@ -65,6 +65,16 @@ def test_reduced_jpeg_decode_keeps_the_orientation_and_source_size(tmp_path):
     assert d.rgb[:60].mean() > 240 and d.rgb[70:].mean() < 15
 
 
+def test_phone_mpo_jpeg_is_decoded_reduced_too(tmp_path):
+    """Many phones write MPO (a JPEG with extra pictures), which Pillow reports as its own format."""
+    im = Image.new("RGB", (4000, 1000), (200, 10, 10))
+    im.save(tmp_path / "p.jpg", format="MPO", save_all=True, append_images=[im.resize((400, 100))])
+    with Image.open(tmp_path / "p.jpg") as check:
+        assert check.format == "MPO"
+    d = decode_image(tmp_path / "p.jpg", max_side=200)
+    assert d.rgb.shape == (125, 500, 3) and d.detail.startswith("decoded at reduced scale")
+
+
 def _flat_png(path: Path, width: int, height: int, value: int = 128) -> Path:
     """An 8-bit grey PNG of one value, written chunk by chunk (zlib), never held in memory."""
     def chunk(kind: bytes, data: bytes) -> bytes:
