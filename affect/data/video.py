@@ -4,8 +4,9 @@ The manifest (``affect.data.manifest``) lists one image file per frame, so the v
 (DISFA, SEWA, OMG-Emotion) turn each video into a frame folder the first time it is parsed:
 
 - ``extract_frames(video, out_dir)`` decodes every frame with the media reader
-  (:class:`affect.io.VideoReader`: one sequential PyAV pass, display rotation applied) and writes ``out_dir/00001.jpg, 00002.jpg, ...`` (**1-based**, 5 digits, as
-  Aff-Wild2's ``cropped_aligned`` frames) plus ``out_dir/frames.json`` holding the frame count,
+  (:class:`affect.io.VideoReader`: one sequential PyAV pass, display rotation applied) and
+  writes ``out_dir/00001.jpg, 00002.jpg, ...`` (**1-based**, 5 digits, as Aff-Wild2's
+  ``cropped_aligned`` frames) plus ``out_dir/frames.json`` holding the frame count,
   the presentation time (seconds) of every frame and the source file's size. The JSON is written
   last, so its presence means a complete extraction; a later call with the same source size
   returns it without decoding (the cache). Times follow the reader's one frame-time rule
