@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader, Dataset
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from affect.data.store import StoreFrameDataset  # noqa: E402
+from affect.io import open_image  # noqa: E402
 from affect.labels import FER2013_FOLDERS, expr_index  # noqa: E402
 from affect.prepare import PrepareOptions, prepare_store  # noqa: E402
 
@@ -64,8 +65,7 @@ class JpegFolderDataset(Dataset):
         return len(self.paths)
 
     def __getitem__(self, i: int) -> dict:
-        with Image.open(self.paths[i]) as im:
-            img = np.asarray(im.convert("RGB").resize((self.size, self.size), Image.BILINEAR))
+        img = np.asarray(open_image(self.paths[i]).resize((self.size, self.size), Image.BILINEAR))
         return {"image": torch.from_numpy(img.transpose(2, 0, 1).copy()), "expr": int(self.expr[i])}
 
 

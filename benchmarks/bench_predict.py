@@ -34,8 +34,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from affect.data.video import write_video  # noqa: E402
 from affect.face import FaceDetector, iter_video_frames  # noqa: E402
+from affect.io import write_video  # noqa: E402
 from affect.predict import run_predict  # noqa: E402
 from affect.predict.tracks import box_iou  # noqa: E402
 

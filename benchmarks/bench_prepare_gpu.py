@@ -59,7 +59,7 @@ def video_copies(video: Path, frames: int, folder: Path) -> list[tuple[Path, int
 
 
 def synthetic_video(folder: Path, n: int = 72) -> Path:
-    from affect.data.video import write_video
+    from affect.io import write_video
 
     y, x = np.mgrid[0:360, 0:640]
     base = np.stack([x * 255 // 639, y * 255 // 359, (x + y) * 255 // 998], -1).astype(np.uint8)

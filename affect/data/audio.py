@@ -4,9 +4,9 @@ Paper: "the audio (mono) signal was sampled at 44,100 Hz. Then spectrograms were
 spectrogram frames were computed over a 33 ms window with 11 ms overlap. The resulting
 intensity values were normalized in [-1, 1]". Choices the paper leaves open, fixed here:
 
-- **Decoding**: PyAV (``torchaudio.load`` needs torchcodec, which is not installed). The
-  channels are averaged to mono; other sample rates are resampled to 44,100 Hz with
-  ``torchaudio.functional.resample``.
+- **Decoding**: the media reader :func:`affect.io.read_audio` (PyAV; ``torchaudio.load`` needs
+  torchcodec, which is not installed): resampled to 44,100 Hz by FFmpeg's swresample, the
+  channels averaged to mono. Frame times: :func:`affect.io.frame_times` (the reader's one rule).
 - **Spectrogram**: ``torchaudio.transforms.Spectrogram`` with a Hann window of
   ``win = round(0.033 * 44100) = 1455`` samples, hop ``win - round(0.011 * 44100) = 970``,
   ``n_fft = win`` (728 frequency bins), magnitude (power 1), ``center=False`` so that column
@@ -31,6 +31,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from affect.io import frame_times, read_audio
+
 SAMPLE_RATE = 44_100
 WINDOW_S = 0.033
 OVERLAP_S = 0.011
@@ -48,52 +50,10 @@ def window_and_hop(sample_rate: int = SAMPLE_RATE) -> tuple[int, int]:
 
 
 def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> tuple[np.ndarray, float]:
-    """Decode the first audio stream of ``path`` to mono float32 at ``sample_rate``.
-
-    Returns ``(samples [n], start_s)`` where ``start_s`` is the presentation time of the first
-    sample (seconds, same clock as the video frames). Raises ValueError if there is no audio.
-    """
-    import av
-
-    from affect.face.pipeline import CorruptInputError
-
-    chunks: list[np.ndarray] = []
-    start: float | None = None
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.audio:
-                raise ValueError(f"{str(path)!r} has no audio stream")
-            stream = container.streams.audio[0]
-            rate = stream.rate
-            resampler = av.AudioResampler(format="fltp", layout=stream.layout, rate=rate)
-            for frame in container.decode(stream):
-                if start is None and frame.time is not None:
-                    start = float(frame.time)
-                for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray())
-            for out in resampler.resample(None):
-                chunks.append(out.to_ndarray())
-    except av.error.FFmpegError as e:
-        raise CorruptInputError(f"cannot decode audio of {str(path)!r}: {e}") from e
-    if not chunks:
-        raise ValueError(f"{str(path)!r}: audio stream decoded to no samples")
-    wav = np.concatenate(chunks, axis=1).astype(np.float32).mean(axis=0)
-    if rate != sample_rate:
-        import torchaudio.functional as AF
-
-        wav = AF.resample(torch.from_numpy(wav), rate, sample_rate).numpy()
-    return wav, (start or 0.0)
-
-
-def video_frame_times(path: str | Path) -> np.ndarray:
-    """Presentation times (seconds, float64 [T]) of every decoded video frame of ``path``."""
-    import av
-
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        times = [float(f.time) for f in container.decode(stream)]
-    return np.asarray(times, dtype=np.float64)
+    """The first audio stream of ``path`` as mono float32 at ``sample_rate`` (:func:`affect.io.read_audio`):
+    ``(samples [n], start_s)``, ``start_s`` on the video frames' clock. Raises
+    :class:`~affect.io.MediaReadError` (a ValueError) if there is no audio or it cannot be decoded."""
+    return read_audio(path, sample_rate)
 
 
 def log_spectrogram(wav: np.ndarray, sample_rate: int = SAMPLE_RATE) -> torch.Tensor:
@@ -155,7 +115,7 @@ def video_spectrogram_frames(
 ) -> np.ndarray:
     """Decode ``path`` and return one spectrogram image per decoded video frame (float32 [T, 1, H, W])."""
     wav, start = load_audio(path)
-    return spectrogram_frames(wav, video_frame_times(path), start, SAMPLE_RATE, height, width, context_s)
+    return spectrogram_frames(wav, frame_times(path), start, SAMPLE_RATE, height, width, context_s)
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:

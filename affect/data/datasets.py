@@ -21,8 +21,8 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from affect.data.images import ImageReadError, open_rgb8
 from affect.data.manifest import AU_COLUMNS
+from affect.io import MediaReadError, open_image
 
 __all__ = ["FrameDataset", "FrameItem", "ImageReadError", "SequenceDataset", "load_image", "sequence_windows"]
 
@@ -46,8 +46,10 @@ class FrameItem(TypedDict):
     frame: torch.Tensor  # int64 []
 
 
-#: Decode an image file to 8-bit RGB (Pillow), high bit depths scaled: the one reader, ``affect.data.images``.
-load_image = open_rgb8
+#: Decode an image file to 8-bit RGB (Pillow) as displayed: the one reader, :func:`affect.io.open_image`.
+load_image = open_image
+#: What a missing or undecodable image raises (the name the corpus tests and data cards use).
+ImageReadError = MediaReadError
 
 
 class ManifestLabels:

@@ -21,17 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
-from affect.data.images import ImageReadError, read_image
-from affect.errors import InputFileError
 from affect.face.align import align_face, resize_crop, to_rgb
 from affect.face.detect import Face, FaceDetector, is_face_crop, select_faces, too_small
 from affect.face.template import crop_points
+from affect.io import MediaReadError, iter_frames, read_image
+from affect.io import is_video as is_video  # re-exported: the face pipeline's callers ask it
 
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".mpg", ".mpeg", ".webm", ".m4v", ".flv", ".wmv")
-
-
-class CorruptInputError(InputFileError):
-    """An image or video that cannot be decoded (counted as "corrupt" by ``affect prepare``)."""
+#: An image or video that cannot be decoded (counted as "corrupt" by ``affect prepare``).
+CorruptInputError = MediaReadError
 
 
 @dataclass(frozen=True)
@@ -55,41 +52,16 @@ FACE_SOURCES = ("detected", "landmarks", "whole_image", "resized")
 
 
 def load_image(path: str | Path) -> np.ndarray:
-    """Decode an image file to RGB uint8 ``[H, W, 3]`` with the shared reader (:func:`affect.data.images.read_image`:
-    grey, palette, RGBA, CMYK converted; 16-bit and float images scaled, not clipped).
-
-    Raises :class:`CorruptInputError` naming the file when it cannot be read.
-    """
-    try:
-        return read_image(path)
-    except ImageReadError as e:
-        raise CorruptInputError(f"cannot decode image {str(path)!r}: {e}") from e
-
-
-def is_video(path: str | Path) -> bool:
-    return Path(path).suffix.lower() in VIDEO_SUFFIXES
+    """RGB uint8 ``[H, W, 3]`` of an image file, as displayed: :func:`affect.io.read_image` (every
+    Pillow mode, EXIF orientation, pixel cap); raises :class:`~affect.io.MediaReadError` naming the file."""
+    return read_image(path)
 
 
 def iter_video_frames(path: str | Path, indices: Sequence[int] | None = None) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield ``(frame_index, RGB uint8 [H, W, 3])`` for every decoded frame (0-based), or only ``indices``.
-
-    Decoding is sequential (one pass) with PyAV.
-    """
-    import av
-
-    wanted = None if indices is None else set(int(i) for i in indices)
-    last = None if wanted is None else max(wanted, default=-1)
-    try:
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            for k, frame in enumerate(container.decode(stream)):
-                if last is not None and k > last:
-                    break
-                if wanted is None or k in wanted:
-                    yield k, frame.to_ndarray(format="rgb24")
-    except (av.error.FFmpegError, IndexError) as e:
-        raise CorruptInputError(f"cannot decode video {str(path)!r}: {e}") from e
+    """Yield ``(frame_index, RGB uint8 [H, W, 3])`` for every decoded frame (0-based), or only ``indices``:
+    :func:`affect.io.iter_frames` (one sequential PyAV pass, display rotation applied) without the times."""
+    for k, _, rgb in iter_frames(path, indices=indices):
+        yield k, rgb
 
 
 def faces_from_landmarks(

@@ -1,4 +1,4 @@
-"""An annotated copy of a video (PyAV in and out): per face its box, track id, top expression and a
+"""An annotated copy of a video (the media reader and encoder, :mod:`affect.io`): per face its box, track id, top expression and a
 valence-arousal dot in a small VA square beside the box.
 
 Frames skipped by ``frame_stride`` show the annotations of the latest processed frame.
@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from affect.io import VideoWriter
 from affect.predict.media import iter_video
 
 GREEN, WHITE, RED = (0, 200, 0), (255, 255, 255), (230, 40, 40)
@@ -44,31 +45,25 @@ def draw_faces(image: np.ndarray, rows: pd.DataFrame) -> np.ndarray:
 
 
 def annotate_video(video: str | Path, rows: pd.DataFrame, dest: str | Path, fps: float | None = None) -> Path:
-    """Re-decode ``video`` and write ``dest`` (H.264 MP4, yuv420p) with :func:`draw_faces` on every frame."""
-    import av
+    """Re-decode ``video`` and write ``dest`` (H.264 MP4, yuv420p) with :func:`draw_faces` on every frame.
 
+    Frames are drawn as displayed (display rotation applied), so the copy needs no rotation tag.
+    """
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
     by_frame = {k: g for k, g in rows.groupby("frame")}
     frames = sorted(by_frame)
     current = rows.iloc[:0]
-    with av.open(str(dest), mode="w") as container:
-        stream = None
+    writer = None
+    try:
         nxt = 0
         for k, _, rgb, rate in iter_video(str(video), 1):
             while nxt < len(frames) and frames[nxt] <= k:
                 current = by_frame[frames[nxt]]
                 nxt += 1
-            image = draw_faces(rgb, current)
-            h, w = image.shape[0] // 2 * 2, image.shape[1] // 2 * 2
-            if stream is None:
-                r = fps or (rate if np.isfinite(rate) and rate > 0 else 25)
-                stream = container.add_stream("h264", rate=int(round(r)))
-                stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image[:h, :w]), format="rgb24")
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        if stream is not None:
-            for packet in stream.encode():
-                container.mux(packet)
+            if writer is None:
+                writer = VideoWriter(dest, fps or (rate if np.isfinite(rate) and rate > 0 else 25), codec="h264")
+            writer.write(draw_faces(rgb, current))
+    finally:
+        if writer is not None:
+            writer.close()
     return dest

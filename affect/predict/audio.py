@@ -26,7 +26,6 @@ from __future__ import annotations
 import numpy as np
 
 from affect.data.audio import SAMPLE_RATE, load_audio, spectrogram_frames, to_uint8
-from affect.face import CorruptInputError
 
 __all__ = ["MISSING_AUDIO", "attach_audio"]
 
@@ -54,10 +53,8 @@ def attach_audio(path: str, kind: str, times: np.ndarray, rows: list[dict], tabl
         try:
             wav, start = load_audio(path)
             spec = spectrogram_frames(wav, times, start, SAMPLE_RATE, size, size, opts.audio_context_s)
-        except ValueError as e:  # no audio stream, or one that decodes to no samples
+        except ValueError as e:  # MediaReadError: no audio stream, none decoded, or unreadable
             problem = str(e)
-        except CorruptInputError as e:
-            problem = f"audio unreadable: {e}"
     if problem:
         _no_audio(problem, faces, table, report, opts)
         return

@@ -38,6 +38,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from affect.errors import ConfigError, MissingInputError
 from affect.face import FaceDetector
+from affect.io import MAX_FRAME_PIXELS, MAX_IMAGE_PIXELS
 from affect.models.batching import InputSpec
 from affect.models.checkpoint import CheckpointRecord
 from affect.predict.audio import MISSING_AUDIO
@@ -210,6 +211,9 @@ class MediaDataModule(L.LightningDataModule):
         min_face_fraction: smallest face side as a fraction of the frame's short side (0 = off);
             larger values skip MTCNN's finest pyramid levels (faster, misses small faces).
         detect_max_side: frames / images whose long side is larger are detected on a downscaled copy.
+        max_image_pixels: images with more pixels (after a reduced-scale decode, which only JPEG
+            allows) are refused unread, status ``too_large`` (:mod:`affect.io.image`).
+        max_frame_pixels: video frames with more pixels are downscaled at decode (:mod:`affect.io.decode`).
         detect_batch_size: frames per MTCNN call.
         batch_size: faces (frame models) or windows (sequence models) per prediction batch.
         sequence_length: window length for sequence models (``None``: 80 for them, frames otherwise;
@@ -234,6 +238,8 @@ class MediaDataModule(L.LightningDataModule):
         min_face_size: int = 20,
         min_face_fraction: float = 0.0,
         detect_max_side: int = 1920,
+        max_image_pixels: int = MAX_IMAGE_PIXELS,
+        max_frame_pixels: int = MAX_FRAME_PIXELS,
         detect_batch_size: int = 16,
         batch_size: int = 64,
         sequence_length: int | None = None,
@@ -251,6 +257,11 @@ class MediaDataModule(L.LightningDataModule):
                       frame_stride=frame_stride, detect_every=detect_every, batch_size=batch_size,
                       detect_batch_size=detect_batch_size, detect_max_side=detect_max_side,
                       sequence_length=sequence_length)  # fmt: skip
+        if min(max_image_pixels, max_frame_pixels) < 1:
+            raise ConfigError(
+                "data.init_args.max_image_pixels and max_frame_pixels must be >= 1; "
+                f"got {max_image_pixels}, {max_frame_pixels}"
+            )
         self.inputs = expand_inputs(inputs) if inputs is not None else []  # None: frames in memory (Analyzer)
         if inputs is not None and not self.inputs:
             raise MissingInputError(
@@ -261,6 +272,7 @@ class MediaDataModule(L.LightningDataModule):
         self.frame_stride, self.detect_every = frame_stride, detect_every
         self.min_face_size, self.min_face_fraction = min_face_size, min_face_fraction
         self.detect_max_side, self.detect_batch_size = detect_max_side, detect_batch_size
+        self.max_image_pixels, self.max_frame_pixels = max_image_pixels, max_frame_pixels
         self.batch_size, self.sequence_length = batch_size, sequence_length
         self.iou_threshold, self.max_gap = iou_threshold, max_gap
         self.image_size, self.device, self.progress, self.num_workers = image_size, device, progress, num_workers
@@ -285,6 +297,7 @@ class MediaDataModule(L.LightningDataModule):
             image_size=image_size, select=self.select, min_face_size=self.min_face_size,
             min_face_fraction=self.min_face_fraction, detect_every=self.detect_every,
             frame_stride=self.frame_stride, detect_max_side=self.detect_max_side,
+            max_image_pixels=self.max_image_pixels, max_frame_pixels=self.max_frame_pixels,
             batch_size=self.detect_batch_size, iou_threshold=self.iou_threshold, max_gap=self.max_gap,
             audio_size=audio_size, audio_context_s=self.audio_context_s, missing_audio=self.missing_audio,
         )  # fmt: skip

@@ -5,14 +5,18 @@ The face pipeline is the project's (paper Sec. IV, ``affect.face``): facenet-pyt
 :func:`~affect.face.align_face`'s similarity warp onto the frontal template. This module adds
 what running on arbitrary media needs:
 
-- **inputs**: files, folders (recursive) and globs; images (any PIL mode) and videos (PyAV, any
-  container FFmpeg reads; timestamps are the decoded frames' presentation times, so variable frame
-  rates give real times); ``frame_stride`` keeps every k-th frame;
+- **inputs**: files, folders (recursive) and globs; images and videos, decoded by the media reader
+  :mod:`affect.io` (any Pillow mode, EXIF orientation and video display rotation applied, so faces
+  are upright as a viewer shows them; timestamps are the decoded frames' presentation times, so
+  variable frame rates give real times); ``frame_stride`` keeps every k-th frame;
 - **bad input is a counted, named status, never a crash**: ``not_found``, ``empty`` (0 bytes),
   ``unreadable``, ``truncated`` (a video whose decoding fails after some frames: the decoded frames
   are kept), ``too_small`` (a side below MTCNN's minimum face size, which crashes facenet's
-  ``torch.cat``), ``no_face``; huge images are detected on a downscaled copy (``detect_max_side``)
-  and aligned on the full-resolution image (``downscaled`` in the input's detail);
+  ``torch.cat``), ``no_face``, ``too_large`` (an image above ``max_image_pixels`` that cannot be
+  decoded at a reduced scale); huge images are decoded reduced where the format allows it (JPEG)
+  or reduced right after decoding, detected on a downscaled copy (``detect_max_side``) and aligned
+  on the decoded image (``downscaled`` in the input's detail); video frames above
+  ``max_frame_pixels`` are downscaled at decode;
 - **faces linked across frames** into tracks (``face_id``) by box overlap (:mod:`affect.predict.tracks`);
   optionally detection only every ``detect_every``-th frame with the tracked faces' boxes and points
   carried in between (py-feat's ``skip_frames``), and a minimum face size relative to the frame
@@ -26,7 +30,6 @@ what running on arbitrary media needs:
 from __future__ import annotations
 
 import glob
-import math
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -34,26 +37,26 @@ from pathlib import Path
 
 import numpy as np
 
-from affect.face import CorruptInputError, Face, FaceDetector, align_face, load_image, select_faces
+from affect.face import Face, FaceDetector, align_face, select_faces
 from affect.face.detect import is_face_crop
-from affect.face.pipeline import VIDEO_SUFFIXES, detect_faces, is_whole_image
+from affect.face.pipeline import detect_faces, is_whole_image
+from affect.io import (
+    MAX_FRAME_PIXELS,
+    MAX_IMAGE_PIXELS,
+    MediaReadError,
+    VideoReader,
+    decode_image,
+    is_image,
+    is_video,
+)
 from affect.predict.tracks import IoUTracker
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 #: Every status an input can end with (the summary counts each).
-STATUSES = ("ok", "no_face", "not_found", "empty", "unreadable", "truncated", "too_small", "no_audio")
+STATUSES = ("ok", "no_face", "not_found", "empty", "unreadable", "truncated", "too_small", "too_large", "no_audio")
 #: Names of MTCNN's 5 points, in its order (affect.face.template).
 #: A video decoding to fewer than this fraction of its declared frames is reported ``truncated``.
 TRUNCATED = 0.95
 POINT_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
-
-
-def is_video(path: str | Path) -> bool:
-    return Path(path).suffix.lower() in VIDEO_SUFFIXES
-
-
-def is_image(path: str | Path) -> bool:
-    return Path(path).suffix.lower() in IMAGE_SUFFIXES
 
 
 def expand_inputs(inputs: str | list[str]) -> list[str]:
@@ -127,7 +130,8 @@ class FaceOptions:
     batch_size: int = 16
     iou_threshold: float = 0.3
     max_gap: int = 10
-    max_image_pixels: int = 400_000_000
+    max_image_pixels: int = MAX_IMAGE_PIXELS  # above (and not decodable reduced): too_large
+    max_frame_pixels: int = MAX_FRAME_PIXELS  # video frames above are downscaled at decode
     audio_size: int = 0  # > 0: spectrogram images of this side per face row (A/V models)
     audio_context_s: float = 0.3  # seconds of audio per image (affect prepare's audio_context_s)
     missing_audio: str = "skip"  # "skip" | "silence": what an input without audio gets (see affect.predict.audio)
@@ -148,79 +152,32 @@ class VideoTracks:
 
 
 def _read_image(path: str, max_pixels: int, max_side: int) -> tuple[np.ndarray, float, str]:
-    """RGB uint8 of an image; a JPEG larger than 4 x ``max_side`` is decoded at a reduced scale
-    (PIL ``draft``: bounded memory).
-
-    Returns ``(image, factor, detail)``: source pixels = decoded pixels x ``factor``; ``detail``
-    names a reduced decode.
-    """
-    from PIL import Image
-
-    Image.MAX_IMAGE_PIXELS = max_pixels  # larger: DecompressionBombError -> "unreadable" row
-    detail = ""
-    try:
-        with Image.open(path) as im:
-            w, h = im.size
-            if max(w, h) > 4 * max_side and im.format == "JPEG":
-                im.draft("RGB", (w * 2 * max_side // max(w, h), h * 2 * max_side // max(w, h)))
-                detail = f"decoded at reduced scale {im.size[0]}x{im.size[1]} from {w}x{h}"
-                return np.asarray(im.convert("RGB")), w / im.size[0], detail
-    except Exception as e:  # noqa: BLE001 - PIL raises many types for bad files; named below
-        raise CorruptInputError(f"cannot decode image {path!r}: {type(e).__name__}: {e}") from e
-    # load_image: the project's shared reader (grey, palette, RGBA, CMYK -> RGB; 16-bit scaled)
-    return load_image(path), 1.0, detail
+    """:func:`affect.io.decode_image` as ``(image, factor, detail)``: source pixels = decoded pixels x
+    ``factor``; ``detail`` names a reduced decode (long side above 4 x ``max_side``)."""
+    decoded = decode_image(path, max_side, max_pixels)
+    return decoded.rgb, decoded.factor, decoded.detail
 
 
 def iter_video(
-    path: str, stride: int, times: list[float] | None = None
+    path: str, stride: int, times: list[float] | None = None, max_pixels: int = MAX_FRAME_PIXELS
 ) -> Iterator[tuple[int, float, np.ndarray, float]]:
-    """``(frame index, time s, RGB, fps)`` of every ``stride``-th decoded frame (PyAV); ``times``, when
-    given, receives the time of *every* decoded frame (the spectrogram images need all of them).
+    """``(frame index, time s, RGB, fps)`` of every ``stride``-th decoded frame (:class:`affect.io.VideoReader`);
+    ``times``, when given, receives the time of *every* decoded frame (the spectrogram images need all of them).
 
-    Raises :class:`CorruptInputError` on a decode error (after yielding the frames decoded so far).
+    Raises :class:`~affect.io.MediaReadError` on a decode error (after yielding the frames decoded so far).
     """
-    import av
-
-    try:
-        container = av.open(path)
-    except (av.error.FFmpegError, OSError) as e:
-        raise CorruptInputError(f"cannot open video {path!r}: {e}") from e
-    with container:
-        if not container.streams.video:
-            raise CorruptInputError(f"{path!r} has no video stream")
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        rate = stream.average_rate or stream.guessed_rate
-        fps = float(rate) if rate else float("nan")
-        try:
-            for k, frame in enumerate(container.decode(stream)):
-                t = frame.time if frame.time is not None else (k / fps if math.isfinite(fps) else float("nan"))
-                if times is not None:
-                    times.append(float(t))
-                if k % stride:
-                    continue
-                yield k, float(t), frame.to_ndarray(format="rgb24"), fps
-        except (av.error.FFmpegError, ValueError) as e:
-            raise CorruptInputError(f"decoding {path!r} failed: {e}") from e
+    with VideoReader(path, max_pixels) as reader:
+        for k, t, rgb in reader.frames(stride, times=times):
+            yield k, t, rgb, reader.fps
 
 
 def declared_frames(path: str) -> int:
     """The frame count the container declares, else its duration x frame rate (0 when unknown);
     a video decoding to fewer frames was cut short (``truncated``)."""
-    import av
-
     try:
-        with av.open(path) as container:
-            if not container.streams.video:
-                return 0
-            stream = container.streams.video[0]
-            if stream.frames:
-                return int(stream.frames)
-            rate = stream.average_rate or stream.guessed_rate
-            if container.duration and rate:
-                return round(container.duration / av.time_base * float(rate))
-            return 0
-    except (av.error.FFmpegError, OSError):
+        with VideoReader(path) as reader:
+            return reader.declared_frames
+    except MediaReadError:
         return 0
 
 
@@ -290,11 +247,11 @@ class FaceExtractor:
                     progress(1)
             else:
                 self._video(path, table, report, progress, times)
-        except CorruptInputError as e:
+        except MediaReadError as e:
             if report.frames:
                 report.status, report.detail = "truncated", f"{report.frames} frames read; {e}"
             else:
-                report.status, report.detail = "unreadable", str(e)
+                report.status, report.detail = ("too_large" if e.status == "too_large" else "unreadable"), str(e)
         if report.status == "ok" and report.frames and report.faces == 0:
             report.status = "no_face"
         if self.opts.audio_size > 0 and report.faces:
@@ -336,7 +293,7 @@ class FaceExtractor:
             pending.clear()
 
         last = -1
-        for k, t, rgb, fps in iter_video(path, self.opts.frame_stride, times):
+        for k, t, rgb, fps in iter_video(path, self.opts.frame_stride, times, self.opts.max_frame_pixels):
             last = k
             report.fps = fps
             report.height, report.width = rgb.shape[:2]
@@ -346,7 +303,7 @@ class FaceExtractor:
                 flush()
         flush()
         if report.frames == 0:
-            raise CorruptInputError(f"video {path!r} decoded to no frames")
+            raise MediaReadError(f"video {path!r} decoded to no frames")
         declared, decoded = declared_frames(path), last + self.opts.frame_stride  # frames up to the next kept one
         if declared and decoded < TRUNCATED * declared:
             report.status = "truncated"

@@ -16,10 +16,10 @@ from affect.data.audio import (
     log_spectrogram,
     spectrogram_frames,
     to_uint8,
-    video_frame_times,
     video_spectrogram_frames,
     window_and_hop,
 )
+from affect.io import frame_times
 
 SHARED = Path(os.environ.get("AFFECT_SHARED", Path(__file__).resolve().parents[2] / ".." / "shared" / "data"))
 VIDEOS = SHARED / "videos"
@@ -101,7 +101,7 @@ def test_real_videos_one_spectrogram_per_frame(rel):
     assert imgs.shape == (_count_video_frames(path), 1, 48, 24)
     assert imgs.min() >= -1 and imgs.max() <= 1
     assert imgs.max() > -0.8  # the clips carry real sound (above -72 dBFS), not digital silence
-    assert len(video_frame_times(path)) == len(imgs)
+    assert len(frame_times(path)) == len(imgs)
 
 
 @pytest.mark.shared
@@ -117,7 +117,7 @@ def test_grid_speech_is_louder_than_edges():
     words = [ln.split() for ln in align.read_text().splitlines() if ln.strip()]
     speech = [(int(a) / 25000, int(b) / 25000) for a, b, w in words if w != "sil"]
     imgs = video_spectrogram_frames(path, height=32, width=8, context_s=0.04)
-    times = video_frame_times(path)
+    times = frame_times(path)
     in_speech = np.array([any(a <= t <= b for a, b in speech) for t in times])
     energy = imgs.mean(axis=(1, 2, 3))
     assert in_speech.any() and (~in_speech).any()
@@ -137,6 +137,6 @@ def test_video_without_audio_is_a_clear_error(tmp_path):
                 c.mux(pkt)
         for pkt in s.encode():
             c.mux(pkt)
-    assert len(video_frame_times(path)) == 5
+    assert len(frame_times(path)) == 5
     with pytest.raises(ValueError, match="has no audio stream"):
         load_audio(path)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from affect.data.video import write_video
+from affect.io import write_video
 
 #: the A/V fixtures: face and spectrogram image side of ``av_checkpoint``, frame rate of ``av_media``
 AV_IMAGE, AV_AUDIO, AV_FPS = 32, 32, 10
@@ -114,7 +114,6 @@ def av_media(tmp_path_factory) -> dict:
     from PIL import Image
 
     from affect.data.audio import SAMPLE_RATE
-    from affect.data.fixtures.affwild2 import write_av_video
     from affect.data.synthetic import face_sequence
 
     folder = tmp_path_factory.mktemp("av_media")
@@ -124,9 +123,9 @@ def av_media(tmp_path_factory) -> dict:
     swell = (0.02 + 0.6 * (0.5 + 0.5 * np.sin(2 * np.pi * 0.5 * t))) * rng.uniform(-1, 1, len(t))  # loud <-> quiet
     faint = 0.01 * rng.uniform(-1, 1, len(t))
     out = {
-        "with_audio": write_av_video(folder / "with_audio.mp4", frames, AV_FPS, swell.astype(np.float32)),
-        "other_audio": write_av_video(folder / "other_audio.mp4", frames, AV_FPS, faint.astype(np.float32)),
-        "no_audio": write_av_video(folder / "no_audio.mp4", frames, AV_FPS, None),
+        "with_audio": write_video(folder / "with_audio.mp4", frames, AV_FPS, audio=swell.astype(np.float32)),
+        "other_audio": write_video(folder / "other_audio.mp4", frames, AV_FPS, audio=faint.astype(np.float32)),
+        "no_audio": write_video(folder / "no_audio.mp4", frames, AV_FPS),
         "image": folder / "face.png",
     }
     Image.fromarray(frames[0]).save(out["image"])

@@ -43,7 +43,8 @@ from affect.data.corpora.affwild2 import subject_of
 from affect.data.datamodule import resolve_root
 from affect.data.manifest import LoadReport, validate_manifest
 from affect.data.textio import read_lines
-from affect.data.video import VIDEO_SUFFIXES, VideoDecodeError, read_frame_index, video_frame_paths
+from affect.data.video import read_frame_index, video_frame_paths
+from affect.io import VIDEO_SUFFIXES, MediaReadError
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +164,7 @@ def make_affwild_manifest(
             had_index = read_frame_index(frames_root / vid) is not None
             try:
                 paths, _ = video_frame_paths(video, frames_root / vid, root, extract, quality)
-            except VideoDecodeError as err:
+            except MediaReadError as err:
                 report.skip("video missing or undecodable", count=len(va) if va is not None else 1, example=str(err))
                 continue
             decoded += int(extract and not had_index)

@@ -36,7 +36,8 @@ from affect.data.corpora._folds import DISFA_3FOLD, check_fold, subject_folds
 from affect.data.corpora._video import VideoCorpusDataModule
 from affect.data.manifest import LoadReport, validate_manifest
 from affect.data.textio import read_lines
-from affect.data.video import VideoDecodeError, frame_file_name, video_frame_paths
+from affect.data.video import frame_file_name, video_frame_paths
+from affect.io import MediaReadError
 
 CORPUS = "disfa"
 DISFA_AUS: tuple[int, ...] = (1, 2, 4, 5, 6, 9, 12, 15, 17, 20, 25, 26)
@@ -138,7 +139,7 @@ def make_disfa_manifest(
                 paths, _ = video_frame_paths(
                     disfa_video_path(root, subject, camera), frames_root / subject, root, extract, quality
                 )
-            except VideoDecodeError as err:
+            except MediaReadError as err:
                 report.skip("video missing or undecodable", count=len(frames), example=str(err))
                 continue
             has_frame = np.isin(frames, list(paths))

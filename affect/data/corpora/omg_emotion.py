@@ -38,7 +38,8 @@ import pandas as pd
 from affect.data.corpora._video import VideoCorpusDataModule
 from affect.data.manifest import LoadReport, validate_manifest
 from affect.data.textio import read_text
-from affect.data.video import VideoDecodeError, video_frame_paths
+from affect.data.video import video_frame_paths
+from affect.io import MediaReadError
 from affect.labels import OMG_EXPR_ORDER, map_expr
 
 CORPUS = "omg_emotion"
@@ -156,7 +157,7 @@ def make_omg_emotion_manifest(
             clip = clips / row["video_id"] / row["utterance"]
             try:
                 files, _ = video_frame_paths(clip, frames_root / row["video_id"] / stem, root, extract, quality)
-            except VideoDecodeError as err:
+            except MediaReadError as err:
                 report.skip("clip missing or undecodable", example=str(err))
                 continue
             records.extend({**base, "path": files[k], "frame": k} for k in sorted(files))

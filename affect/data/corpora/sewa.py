@@ -40,7 +40,8 @@ import pandas as pd
 from affect.data.corpora._video import VideoCorpusDataModule
 from affect.data.manifest import LoadReport, validate_manifest
 from affect.data.textio import read_text
-from affect.data.video import VIDEO_SUFFIXES, VideoDecodeError, video_frame_paths
+from affect.data.video import video_frame_paths
+from affect.io import VIDEO_SUFFIXES, MediaReadError
 
 CORPUS = "sewa"
 LAYOUTS = ("avec", "annotators")
@@ -235,7 +236,7 @@ def make_sewa_manifest(
         else:
             try:
                 files, times = video_frame_paths(video, frames_root / rec, root, extract, quality)
-            except VideoDecodeError as err:
+            except MediaReadError as err:
                 report.skip("video missing or undecodable", example=str(err))
                 continue
             numbers = np.array(sorted(files), dtype=np.int64)

@@ -1,4 +1,5 @@
-"""The shared image reader: high bit depths are scaled (not clipped) wherever an image is read."""
+"""The one image reader (``affect.io.image``): every mode, high bit depths scaled (not clipped) wherever an image
+is read, EXIF orientation, reduced decoding and the pixel cap."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ import pytest
 from PIL import Image
 
 from affect.data.datasets import FrameDataset
-from affect.data.images import ImageReadError, read_image
 from affect.data.manifest import validate_manifest
 from affect.data.store import open_store
-from affect.face.pipeline import CorruptInputError, load_image
+from affect.face.pipeline import load_image
+from affect.io import MediaReadError, read_image
 from affect.prepare import PrepareOptions, prepare_store
 
 SIZE = 32
@@ -60,10 +61,12 @@ def test_8bit_modes_unchanged_and_errors_name_the_file(tmp_path):
     Image.fromarray(rgb[:, :, 0]).save(tmp_path / "l.png")
     np.testing.assert_array_equal(read_image(tmp_path / "l.png"), np.repeat(rgb[:, :, :1], 3, axis=2))
     (tmp_path / "bad.png").write_bytes(b"not an image")
-    with pytest.raises(ImageReadError, match="corrupt or unreadable image: .*bad.png"):
+    with pytest.raises(MediaReadError, match="corrupt or unreadable image: .*bad.png") as err:
         read_image(tmp_path / "bad.png")
-    with pytest.raises(CorruptInputError, match="bad.png"):
-        load_image(tmp_path / "bad.png")
+    assert err.value.status == "unreadable"
+    with pytest.raises(MediaReadError, match="image not found: .*gone.png") as err:
+        load_image(tmp_path / "gone.png")
+    assert err.value.status == "not_found"
 
 
 def test_16bit_through_dataset_and_prepare(tmp_path):
