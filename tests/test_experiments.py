@@ -111,8 +111,8 @@ def data_root(tmp_path_factory) -> Path:
 def av_store(data_root, tmp_path_factory) -> Path:
     """An ``affect prepare`` store of the Aff-Wild2 fixture with one spectrogram image per frame."""
     from affect.data.corpora.affwild2 import make_affwild2_manifest
-    from affect.data.store import open_store
-    from affect.prepare import PrepareOptions, prepare_store
+    from affect.store.reader import open_store
+    from affect.store.writer import PrepareOptions, prepare_store
 
     root = data_root / "Aff-Wild2"
     manifest, _ = make_affwild2_manifest(root)  # with videos/ present it fills audio_path / audio_frame

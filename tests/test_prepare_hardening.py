@@ -18,7 +18,7 @@ from PIL import Image
 
 from affect.errors import ConfigError
 from affect.face.detect import FaceDetector
-from affect.prepare import PrepareOptions, prepare_store
+from affect.store.writer import PrepareOptions, prepare_store
 
 REPO = Path(__file__).resolve().parents[1]
 HANG_GUARD_S = 120  # only guards against a hang; no assertion depends on how fast anything runs
