@@ -97,8 +97,8 @@ def check_parts(job: dict, found: list[tuple[Path, dict]]) -> dict[int, list[Pat
             names = shard_file_names(k, head.get("sha256", {}))
             for fname in names:
                 path = sdir / fname
-                if not path.is_file() or path.is_symlink():
-                    raise InputFileError(f"{path} is missing (or not a plain file); copy the part again or re-run it")
+                if not path.is_file():
+                    raise InputFileError(f"{path} is missing; copy the part again or re-run it")
                 if sha256_file(path) != head["sha256"][fname]:
                     raise InputFileError(f"{path} does not match its checksum in {shard_name(k)}.json "
                                          "(damaged or half-copied); copy the part again or re-run it")
