@@ -52,6 +52,7 @@ EXTRA_COMMANDS: dict[str, tuple[str, str]] = {
     "prepare": ("affect.prepare", "Detect, align and store face crops (+ audio) of a corpus for fast loading."),
     "relatedness": ("affect.relatedness.estimate", "Estimate p(AU | emotion) (Table V) from a corpus's labels."),
     "upgrade-checkpoint": ("affect.models.compat", "Convert a checkpoint written by an earlier affect."),
+    "postprocess": ("affect.postprocess", "Fuse (eq. 3) and median-filter the valence-arousal of predictions.csv files."),
 }
 #: Packages whose LightningModules / LightningDataModules are registered as known subclasses.
 REGISTERED_PACKAGES: tuple[str, ...] = ("affect.models", "affect.data")

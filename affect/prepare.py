@@ -1,6 +1,7 @@
 """``affect prepare``: the entry :mod:`affect.cli` dispatches to; the command line is :mod:`affect.store.cli`.
 
-``python -m affect.prepare ...`` is ``affect prepare ...`` (one-line errors included).
+``python -m affect.prepare ...`` runs the same command line without the ``affect`` front end (no
+LightningCLI import: quick to start; mistakes end in a traceback instead of one line).
 """
 
 from __future__ import annotations
@@ -12,6 +13,4 @@ __all__ = ["main"]
 if __name__ == "__main__":
     import sys
 
-    from affect.cli import main as affect_main
-
-    sys.exit(affect_main(["prepare", *sys.argv[1:]]))
+    sys.exit(main())

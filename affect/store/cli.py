@@ -80,7 +80,9 @@ def _merge_parser() -> ArgumentParser:
     return p
 
 
-def build_parser() -> ArgumentParser:
+def build_parser(command: str | None = None) -> ArgumentParser:
+    """The whole ``affect prepare`` parser; only ``command``'s corpus module is imported (its parser's
+    arguments bound), so that a run starts quickly: the other corpora are listed by name."""
     from affect.data.corpora import corpus_slugs, manifest_parser
 
     top = ArgumentParser(prog="affect prepare", description=DESCRIPTION,
@@ -88,8 +90,12 @@ def build_parser() -> ArgumentParser:
     sub = top.add_subcommands(dest="command", required=True)
     sub.add_subcommand("csv", _prepare_parser(None), help="a manifest CSV of your own (--manifest)")
     for slug in corpus_slugs():
-        doc = (inspect.getdoc(manifest_parser(slug)) or slug).split("\n")[0]
-        sub.add_subcommand(slug, _prepare_parser(slug), help=doc)
+        if slug == command:
+            doc = (inspect.getdoc(manifest_parser(slug)) or slug).split("\n")[0]
+            sub.add_subcommand(slug, _prepare_parser(slug), help=doc)
+        else:
+            sub.add_subcommand(slug, ArgumentParser(prog=f"affect prepare {slug}"),
+                               help=f"the {slug} corpus (affect/data/corpora/{slug}.py)")
     sub.add_subcommand("merge", _merge_parser(), help="one store from the parts of --shard I/N runs")
     return top
 
@@ -160,7 +166,8 @@ def run_merge(args) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``affect prepare <corpus> --root RAW --out STORE [...]`` / ``affect prepare merge STORE PART...``."""
-    cfg = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    args = list(sys.argv[1:] if argv is None else argv)
+    cfg = build_parser(args[0] if args else None).parse_args(args)
     command = cfg.command
     if command == "merge":
         return run_merge(cfg.merge)

@@ -39,8 +39,10 @@ from affect.face.pipeline import (
     AlignedFace,
     CorruptInputError,
     crop_only,
+    detect_faces,
     faces_from_landmarks,
     is_video,
+    is_whole_image,
     iter_video_frames,
     load_image,
 )
@@ -105,15 +107,15 @@ def _detector(opts: PrepareOptions):
 
 
 def detect_batch(images: list[np.ndarray], opts: PrepareOptions) -> list[list | Exception]:
-    """MTCNN on RGB images, batched; if the batch fails, image by image, so that only the image
-    at fault fails (its entry is the exception)."""
+    """The selected faces of RGB images (:func:`affect.face.pipeline.detect_faces`, batched); if the batch
+    fails, image by image, so that only the image at fault fails (its entry is the exception)."""
     try:
-        return list(_detector(opts).detect(images))
+        return list(detect_faces(images, _detector(opts), opts.select))
     except Exception:  # noqa: BLE001 - find the one image at fault; its row becomes "corrupt"
         out: list[list | Exception] = []
         for img in images:
             try:
-                out.append(_detector(opts).detect([img])[0])
+                out.append(detect_faces([img], _detector(opts), opts.select)[0])
             except Exception as e:  # noqa: BLE001
                 out.append(e)
         return out
@@ -123,13 +125,12 @@ def row_faces(img: np.ndarray, row: dict, opts: PrepareOptions, detected: list |
     """The aligned faces of one row's RGB image: from the detections (``detected``, when the row was
     detected), else from its landmarks, its box, or the whole image as a crop. Raises on bad input."""
     lm = parse_landmarks(row.get("landmarks"))
-    if detected is not None:  # detection path
-        from affect.face.detect import select_faces
-
+    if detected is not None:  # detection path: faces already selected by detect_faces
         out = []
-        for f in select_faces(detected, opts.select, img.shape):
+        for f in detected:
             crop, _, lm_c = align_face(img, points5=f.points, size=opts.image_size, landmarks68=lm)
-            out.append(AlignedFace(crop=crop, score=f.score, points5=f.points, landmarks68=lm_c))
+            source = "whole_image" if is_whole_image(f) else "detected"
+            out.append(AlignedFace(crop=crop, score=f.score, points5=f.points, landmarks68=lm_c, source=source))
         return out
     if lm is not None:
         return [faces_from_landmarks(img, landmarks68=lm, size=opts.image_size)]
@@ -267,6 +268,8 @@ def process_shard(k: int, rows: pd.DataFrame, root: str, out: str, opts: Prepare
                 faces, status = [], "corrupt"
             else:
                 status = "ok" if faces else "no_face"
+                if any(f.source == "whole_image" for f in faces):
+                    note("whole_image", f"{row['path']}#{row['frame']}")
                 if not faces:
                     note("no_face", f"{row['path']}#{row['frame']}")
             counts["faces"] += len(faces)
@@ -279,7 +282,8 @@ def process_shard(k: int, rows: pd.DataFrame, root: str, out: str, opts: Prepare
                 rec = dict(base)
                 rec.update(status=status, face_index=fi if f is not None else -1,
                            n_faces=len(faces), det_score=float("nan") if f is None else f.score,
-                           has_landmarks=int(f is not None and f.landmarks68 is not None))
+                           has_landmarks=int(f is not None and f.landmarks68 is not None),
+                           face_source="" if f is None else f.source)
                 rec.update({c: float(v) for c, v in zip(P5_COLUMNS, p5.ravel(), strict=True)})
                 records.append(rec)
                 src_pos.append(i)

@@ -232,7 +232,7 @@ def format_report(report: dict) -> str:
         f"corrupt inputs:       {report['corrupt']}",
         f"usable rows:          {report['usable_rows']} {report['per_split']}",
     ]
-    for k in ("too_small", "audio_no_source", "audio_unreadable", "audio_frame_out_of_range"):
+    for k in ("too_small", "whole_image", "audio_no_source", "audio_unreadable", "audio_frame_out_of_range"):
         if report.get(k):
             lines.append(f"{k.replace('_', ' ')}: {report[k]}")
     for reason, ex in report.get("examples", {}).items():
