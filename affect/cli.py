@@ -1,5 +1,6 @@
-"""The ``affect`` command: LightningCLI (``fit | validate | test | predict``) plus two extra
-subcommands, ``prepare`` and ``relatedness``, listed by ``affect --help``.
+"""The ``affect`` command: LightningCLI (``fit | validate | test | predict``) plus the extra
+subcommands of :data:`EXTRA_COMMANDS` (``prepare``, ``relatedness``, ``upgrade-checkpoint``, ``demo``),
+listed by ``affect --help``.
 
 - ``affect fit --config experiments/model/<m>.yaml --config experiments/data/<d>.yaml
   --config experiments/trainer/gpu.yaml --config experiments/<table>/<row>.yaml``: configs compose
@@ -9,6 +10,9 @@ subcommands, ``prepare`` and ``relatedness``, listed by ``affect --help``.
   package's models and datamodules are imported first, so ``affect fit --help`` lists them.
 - ``image_size`` is stated once, on the data side, and linked into the model
   (``data.image_size`` -> ``model.init_args.image_size``).
+- ``--ckpt_path``: read and checked once (:mod:`affect.models.checkpoint`, one line on a bad file)
+  before any class is built; the model's class and settings and the data's image size come from it,
+  and ``predict`` loads its weights from that one read (docs/checkpoints.md).
 - ``checkpoint`` configures the run's :class:`~lightning.pytorch.callbacks.ModelCheckpoint`
   (``monitor``, ``mode``, ``dirpath``); ``figures`` the
   :class:`~affect.models.callbacks.EvaluationFigures` callback; the
@@ -17,7 +21,12 @@ subcommands, ``prepare`` and ``relatedness``, listed by ``affect --help``.
 - At the end of ``fit`` / ``validate`` / ``test`` a short table prints the best / final metrics and
   where the checkpoint, logs and W&B run are.
 - ``affect prepare ...`` -> :func:`affect.prepare.main`; ``affect relatedness ...`` ->
-  :func:`affect.relatedness.estimate.main`.
+  :func:`affect.relatedness.estimate.main`; ``affect demo ...`` -> :func:`affect.demo.main`.
+- ``--config`` takes a file or the name of a shipped config (``table6/fbn_du2014``, ``.yaml``
+  optional; :mod:`affect.configs`), so the commands work from any folder with an installed affect.
+- ``affect predict INPUT... [-o OUT] [--ckpt CKPT]`` is the short form (:mod:`affect.predict.command`,
+  the default model without ``--ckpt``); ``affect predict --config ... --ckpt_path ...`` is LightningCLI's,
+  which refuses to predict without ``--ckpt_path`` (that would be an untrained network).
 
 Runs and logging: every run needs its own directory, ``--trainer.default_root_dir runs/<name>``
 (LightningCLI refuses to overwrite a saved ``config.yaml``). Multi-GPU: ``--trainer.strategy ddp
@@ -27,25 +36,28 @@ entry point or ``python -m affect``.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 import pkgutil
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from affect.errors import CKPT_ALIASES, check_checkpoint_file, find_affect_error
+from affect.configs import resolve_config_args
+from affect.errors import CKPT_ALIASES, ConfigError, check_checkpoint_file, find_affect_error
 
 __all__ = ["AffectCLI", "build_cli", "main"]
 
 DESCRIPTION = (
     "affect: facial affect analysis in-the-wild (Kollias & Zafeiriou). Subcommands: fit | validate | test | "
-    "predict (LightningCLI), prepare (face crops into the prepared store), relatedness (estimate the "
-    "emotion-AU relatedness table)."
+    "predict (LightningCLI; short form: affect predict INPUT... [-o OUT] [--ckpt CKPT], see affect predict "
+    "INPUT --help), prepare (face crops into the prepared store), relatedness (estimate the emotion-AU "
+    "relatedness table), demo (the main job on procedural corpora). --config takes a file or a shipped "
+    "config's name (table6/fbn_du2014)."
 )
 #: Subcommands dispatched before LightningCLI: name -> (module, help).
 EXTRA_COMMANDS: dict[str, tuple[str, str]] = {
@@ -53,6 +65,7 @@ EXTRA_COMMANDS: dict[str, tuple[str, str]] = {
     "relatedness": ("affect.relatedness.estimate", "Estimate p(AU | emotion) (Table V) from a corpus's labels."),
     "upgrade-checkpoint": ("affect.models.compat", "Convert a checkpoint written by an earlier affect."),
     "postprocess": ("affect.postprocess", "Fuse (eq. 3) and median-filter the valence-arousal of predictions.csv files."),
+    "demo": ("affect.demo", "FaceBehaviorNet on procedural corpora, from nothing: train, evaluate, predict."),
 }
 #: Packages whose LightningModules / LightningDataModules are registered as known subclasses.
 REGISTERED_PACKAGES: tuple[str, ...] = ("affect.models", "affect.data")
@@ -89,8 +102,17 @@ def _dispatch(args: list[str], argv: list[str] | None) -> int:
     if args and args[0] in EXTRA_COMMANDS:
         module = importlib.import_module(EXTRA_COMMANDS[args[0]][0])
         return module.main(args[1:]) or 0
-    _check_ckpt_path(args)
-    build_cli(argv)  # None: LightningCLI reads sys.argv itself
+    if args and args[0] == "predict":
+        from affect.predict.command import is_short_form
+        from affect.predict.command import main as short_predict
+
+        if is_short_form(args[1:]):
+            return short_predict(args[1:])
+    resolved = resolve_config_args(args)
+    if argv is None and resolved != args:
+        sys.argv = [sys.argv[0], *resolved]  # DDP re-runs sys.argv: its processes get the resolved paths
+    _check_ckpt_path(resolved)
+    build_cli(None if argv is None else resolved)  # None: LightningCLI reads sys.argv itself
     return 0
 
 
@@ -131,6 +153,73 @@ def data_image_size(datamodule: LightningDataModule) -> int:
 EVALUATION_OPTIONS = ("test_time_flip", "au_threshold")
 
 
+def read_checkpoint_once(path: str | None, subcommand: str | None):
+    """The checked record of ``--ckpt_path`` (:func:`affect.models.checkpoint.read_checkpoint`), or
+    ``None`` for none or one of Lightning's aliases (``best``, ``last``). ``predict`` needs the
+    checkpoint's ``affect`` entry (label spaces, image size); the other subcommands accept a checkpoint
+    of any LightningModule that ``affect fit`` trained."""
+    from affect.models.checkpoint import read_checkpoint
+
+    if not path or str(path) in CKPT_ALIASES or "://" in str(path):  # Lightning's aliases, remote files
+        return None
+    return read_checkpoint(path, key="--ckpt_path", require_affect=subcommand == "predict")
+
+
+def apply_checkpoint(parser, config, subcommand: str, record, argv: Sequence[str]):
+    """``config`` with the checkpoint's model class and hyper-parameters (as LightningCLI does: they
+    win over the command line, except the evaluation-only options named on it,
+    :data:`EVALUATION_OPTIONS`, so that ``affect test --ckpt_path X --model.init_args.test_time_flip
+    false`` does what it says) and with the checkpoint's image size in the data: the network was built
+    for it."""
+    model = config[subcommand].get("model")
+    given = {}
+    if model is not None and model.get("init_args") is not None:
+        named = [a.split("=")[0] for a in argv if a.startswith("--model.")]
+        given = {k: model["init_args"][k] for k in EVALUATION_OPTIONS
+                 if k in model["init_args"] and any(n.endswith(f".{k}") for n in named)}  # fmt: skip
+    hparams = dict(record.hyper_parameters)
+    hparams.pop("_instantiator", None)
+    if hparams:
+        if "_class_path" in hparams:
+            hparams = {"class_path": hparams.pop("_class_path"), "dict_kwargs": hparams}
+        config = _parse_checkpoint_hparams(parser, config, subcommand, hparams, record)
+    for key, value in given.items():
+        config[subcommand]["model"]["init_args"][key] = value
+    data = config[subcommand].get("data")
+    init = data.get("init_args") if data is not None else None
+    if record.image_size is not None and init is not None and "image_size" in init:
+        init["image_size"] = record.image_size
+    return config
+
+
+def _parse_checkpoint_hparams(parser, config, subcommand: str, hparams: dict, record):
+    """The checkpoint's model settings parsed into ``config``; settings that do not fit any class
+    (another project's model, a class that is gone) are one :class:`CheckpointError` line, not
+    jsonargparse's dump of every candidate class."""
+    from jsonargparse import ArgumentError
+
+    from affect.errors import CheckpointError
+
+    parsers = [parser, *getattr(getattr(parser, "_subcommands_action", None), "_name_parser_map", {}).values()]
+    saved = [p.exit_on_error for p in parsers]
+    for p in parsers:
+        p.exit_on_error = False
+    try:
+        return parser.parse_object({subcommand: {"model": hparams}}, config)
+    except ArgumentError as err:
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        first = next((i for i, line in enumerate(lines) if line.startswith("- ")), None)
+        reason = " ".join(lines[first : first + 2] if first is not None else lines).lstrip("- ")[:200]
+        raise CheckpointError(
+            f"--ckpt_path {record.path}: its model settings (hyper_parameters, class "
+            f"{record.class_path or 'not named'}) do not fit any LightningModule affect knows ({reason}); "
+            "pass a checkpoint that `affect fit` wrote"
+        ) from None
+    finally:
+        for p, value in zip(parsers, saved, strict=True):
+            p.exit_on_error = value
+
+
 class AffectCLI(LightningCLI):
     """LightningCLI with the package's argument links, run callbacks and end-of-run summary."""
 
@@ -148,45 +237,50 @@ class AffectCLI(LightningCLI):
         self._argv = list(sys.argv[1:]) if args is None else list(args) if isinstance(args, (list, tuple)) else []
         super().parse_arguments(parser, args)
 
+    #: the checked ``--ckpt_path`` (:mod:`affect.models.checkpoint`), read once; ``None`` without one
+    checkpoint = None
+
     def _parse_ckpt_path(self) -> None:
-        """With ``--ckpt_path``: stop with one line on a checkpoint of the earlier format (see
-        :mod:`affect.models.compat`), and take the image size from the checkpoint (into the data).
-
-        LightningCLI gives the checkpoint's hyper-parameters priority over the command line; the
-        evaluation-only model options (:data:`EVALUATION_OPTIONS`) named on the command line win, so
-        ``affect test --ckpt_path X --model.init_args.test_time_flip false`` does what it says."""
-        from affect.models.compat import needs_upgrade, old_checkpoint_message
-        from affect.models.weights import read_weights
-
+        """With ``--ckpt_path``: read and check the checkpoint once (:func:`read_checkpoint_once`), take
+        the model's class and settings from it and the image size into the data
+        (:func:`apply_checkpoint`). Runs before any class is built, so a bad file stops the run here."""
         sub = self.config.get("subcommand")
-        path = self.config[sub].get("ckpt_path") if sub else None
-        if not (path and Path(path).is_file()):
-            return super()._parse_ckpt_path()
-        ckpt = read_weights(path, key="--ckpt_path")
-        hparams = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
-        if isinstance(hparams, dict) and needs_upgrade(hparams):
-            self.parser.error(old_checkpoint_message(path))
-        model = self.config[sub].get("model")
-        given = {}
-        if model is not None and model.get("init_args") is not None:
-            named = [a.split("=")[0] for a in getattr(self, "_argv", []) if a.startswith("--model.")]
-            given = {k: model["init_args"][k] for k in EVALUATION_OPTIONS
-                     if k in model["init_args"] and any(n.endswith(f".{k}") for n in named)}  # fmt: skip
-        super()._parse_ckpt_path()
-        for key, value in given.items():
-            self.config[sub]["model"]["init_args"][key] = value
-        # the network in the checkpoint was built for its image size: the data delivers that size
-        size = (ckpt.get("affect") or {}).get("image_size") if isinstance(ckpt, dict) else None
-        data = self.config[sub].get("data")
-        init = data.get("init_args") if data is not None else None
-        if size and init is not None and "image_size" in init:
-            init["image_size"] = int(size)
+        record = read_checkpoint_once(self.config[sub].get("ckpt_path") if sub else None, sub)
+        if record is not None:
+            self.config = apply_checkpoint(self.parser, self.config, sub, record, getattr(self, "_argv", []))
+            # predict loads the weights from the record; the other subcommands let Lightning restore
+            # the whole state (optimizer, loops), so the record keeps no tensors for them
+            self.checkpoint = record if sub == "predict" else dataclasses.replace(record, checkpoint={})
+
+    def predict(self, model: LightningModule, ckpt_path: str | None = None, **kwargs):
+        """``trainer.predict`` with the weights of the checkpoint read once (:attr:`checkpoint`) loaded
+        before Lightning sets anything up; the datamodule gets the checkpoint's record too
+        (``use_checkpoint``), so that nothing opens the file again."""
+        record = self.checkpoint
+        if record is not None:
+            record.load_into(model)
+            ckpt_path = None
+            datamodule = kwargs.get("datamodule")
+            if callable(getattr(datamodule, "use_checkpoint", None)):
+                datamodule.use_checkpoint(record)
+        return self.trainer.predict(model, ckpt_path=ckpt_path, **kwargs)
 
     def _instantiate_trainer(self, config: dict, callbacks: list) -> Trainer:
         """``--trainer.enable_checkpointing false`` drops the ``checkpoint`` callback instead of failing."""
         if config.get("enable_checkpointing") is False:
             callbacks = [cb for cb in callbacks if not isinstance(cb, ModelCheckpoint)]
         return super()._instantiate_trainer(config, callbacks)
+
+    def before_predict(self) -> None:
+        """Refuse ``predict`` without ``--ckpt_path``: the config's model would be an untrained network,
+        unless the module is built trained (``predicts_without_checkpoint``, e.g. zero-shot compound)."""
+        if self.config[self.subcommand].get("ckpt_path") or getattr(self.model, "predicts_without_checkpoint", False):
+            return
+        raise ConfigError(
+            f"affect predict without --ckpt_path would run an untrained {type(self.model).__name__} (the config's "
+            "placeholder); pass --ckpt_path <run>/checkpoints/best.ckpt, or use the short form "
+            "`affect predict INPUT... [-o OUT]` for the model that ships with affect"
+        )
 
     def _print_summary(self) -> None:
         from affect.tracking import run_summary
@@ -209,10 +303,12 @@ def _help_epilog() -> str:
     return "\n".join(lines)
 
 
-def build_cli(args: Sequence[str] | None = None) -> LightningCLI:
+def build_cli(args: Sequence[str] | None = None, overwrite: bool = False) -> LightningCLI:
     """The ``AffectCLI`` behind ``affect fit | validate | test | predict``; runs ``args``.
 
     Returned so that Python callers (``affect.demo``) can read ``cli.trainer`` after the run.
+    ``--config`` values may be shipped configs' names (:func:`affect.configs.resolve_config_args`).
+    ``overwrite``: the run may replace the ``config.yaml`` an earlier run saved in its folder.
     """
     register_classes()
     return AffectCLI(
@@ -220,7 +316,7 @@ def build_cli(args: Sequence[str] | None = None) -> LightningCLI:
         LightningDataModule,
         subclass_mode_model=True,
         subclass_mode_data=True,
-        save_config_kwargs={"overwrite": False},
+        save_config_kwargs={"overwrite": overwrite},
         parser_kwargs={"prog": "affect", "description": DESCRIPTION, "epilog": _help_epilog()},
-        args=None if args is None else list(args),
+        args=None if args is None else resolve_config_args(list(args)),
     )

@@ -32,7 +32,12 @@ class MissingInputError(AffectError, FileNotFoundError):
 
 
 class CheckpointError(InputFileError):
-    """A file given as a checkpoint is not a PyTorch checkpoint."""
+    """A file given as a checkpoint is not a PyTorch checkpoint, or not one of ``affect``'s, or one whose
+    ``affect`` entry is missing or out of range (:mod:`affect.models.checkpoint`)."""
+
+
+class MissingCheckpointError(CheckpointError, MissingInputError):
+    """A checkpoint file that does not exist (also a :class:`FileNotFoundError`)."""
 
 
 #: ``--ckpt_path`` values Lightning resolves itself (not files).
@@ -73,3 +78,8 @@ def find_affect_error(exc: BaseException | None) -> AffectError | None:
         seen.add(id(exc))
         exc = exc.__cause__ or exc.__context__
     return None
+
+
+class DefaultModelError(ConfigError):
+    """The default model that ships with the package (``affect/models/default/``) is missing or its
+    files do not match (checksum, format, tensors); the message names the file and the fix."""

@@ -1,4 +1,4 @@
-"""Canonical label spaces (``../shared/DESIGN.md``, "Canonical label spaces").
+"""Canonical label spaces (the design notes, "Canonical label spaces").
 
 Every corpus maps into these spaces; nothing else in the package defines a class order.
 

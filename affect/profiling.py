@@ -1,4 +1,4 @@
-"""What a training step asks of the device beyond its arithmetic: aten op counts and host syncs (issue 13).
+"""What a training step asks of the device beyond its arithmetic: aten op counts and host syncs.
 
 On a GPU the host queues kernels ahead of the device; an op that needs a value computed on the
 device (a Python ``bool`` / ``int`` / ``.item()`` of a tensor, a shape that depends on the data)

@@ -1,4 +1,4 @@
-"""Canonical label spaces and the corpus -> canonical mappings (DESIGN.md)."""
+"""Canonical label spaces and the corpus -> canonical mappings (the design notes)."""
 
 from __future__ import annotations
 

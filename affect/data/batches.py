@@ -6,7 +6,7 @@ reads :data:`LABELS` (lightning-pose ``data/datatypes.py`` style): the multi-dom
 :class:`~affect.data.multidomain.MultiDomainDataModule`, the loss (:mod:`affect.losses.multitask`)
 and the ids carried into predictions.
 
-Conventions (paper Sec. IV; ``DESIGN.md``):
+Conventions (paper Sec. IV; the design notes):
 
 - images are **uint8** RGB ``[3, H, W]`` (frames) or ``[T, 3, H, W]`` (sequences); the model
   normalises them on the device (``x / 127.5 - 1``);

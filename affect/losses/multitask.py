@@ -120,7 +120,7 @@ class MultiTaskLoss(nn.Module):
             (0 = the paper; :func:`~affect.losses.task.expr_ce_loss`), an option of the FER2013 recipe.
         ccc_eps, dm_eps: numerical guards of the CCC denominator and of ``log q``.
 
-    **Distribution matching form** (``dm_form``; issue 10). Eq. 9 as printed, ``-sum_i p_i log q_i``
+    **Distribution matching form** (``dm_form``). Eq. 9 as printed, ``-sum_i p_i log q_i``
     over the 17 AUs (``"printed"``), fights the AU labels when it trains the AU head: its AU-side
     gradient ``-log q_i >= 0`` only pushes AU probabilities down, and an AU that no emotion relates
     to (AU14 under ``du2014``; 14, 20, 23, 24 under ``affwild2``) has ``q = 0`` whatever the

@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from affect.metrics.functional import ccc_from_sums, ccc_sums
+
 __all__ = [
     "upcast",
     "zero_like_graph",
@@ -64,11 +66,13 @@ def ccc_per_dim(
 ) -> tuple[Tensor, Tensor]:
     """Differentiable masked CCC (paper eq. 1) per column of ``[N, D]`` inputs, and the counts.
 
-    Population (biased) statistics over the entries whose ``mask`` is True:
-    ``rho = 2 s_xy / (s_x^2 + s_y^2 + (mu_x - mu_y)^2 + eps)``. ``eps`` keeps the value finite
-    (0) when both predictions and targets are constant. Masked entries may hold anything
-    (NaN included): they never enter a sum. Returns ``(ccc [D], count [D])``; a column with
-    fewer than 2 entries has an arbitrary finite value, to be ignored via ``count``.
+    The metrics' CCC (:func:`affect.metrics.functional.ccc_from_sums`, float64 sums, population
+    statistics over the entries whose ``mask`` is True) with ``eps`` in the denominator:
+    ``rho = 2 s_xy / (s_x^2 + s_y^2 + (mu_x - mu_y)^2 + eps)``, so the value and its gradient stay
+    finite (0 when both predictions and targets are constant, or with no entry; the edge cases are
+    tabled in :mod:`affect.metrics.functional`). Masked entries may hold anything (NaN included):
+    they never enter a sum. Returns ``(ccc [D], count [D])`` in the predictions' dtype (float32 for
+    half precision); a column with fewer than 2 entries is to be ignored via ``count``.
     """
     _check_same_shape("ccc", pred, target)
     if pred.ndim != 2:
@@ -79,20 +83,8 @@ def ccc_per_dim(
         _check_same_shape("ccc mask", pred, mask)
         mask = mask.bool()
     pred = upcast(pred)
-    w = mask.to(pred.dtype)
-    x = torch.where(mask, pred, torch.zeros_like(pred))
-    y = torch.where(mask, target.to(pred.dtype), torch.zeros_like(pred))
-    n = w.sum(0)
-    n_safe = n.clamp_min(1.0)
-    mx = x.sum(0) / n_safe
-    my = y.sum(0) / n_safe
-    dx = (x - mx) * w
-    dy = (y - my) * w
-    vx = (dx * dx).sum(0) / n_safe
-    vy = (dy * dy).sum(0) / n_safe
-    cov = (dx * dy).sum(0) / n_safe
-    ccc = 2.0 * cov / (vx + vy + (mx - my) ** 2 + eps)
-    return ccc, n
+    sums = ccc_sums(pred, target.to(pred.dtype), mask)
+    return ccc_from_sums(*sums, eps=eps).to(pred.dtype), sums[0].to(pred.dtype)
 
 
 def ccc_loss(pred: Tensor, target: Tensor, mask: Tensor | None = None, eps: float = 1e-8) -> Tensor:

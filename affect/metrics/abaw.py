@@ -4,7 +4,7 @@ The functions take the dicts returned by ``VAMetrics.compute()``, ``ExprMetrics.
 ``AUMetrics.compute()`` (or a flattened ``MetricCollection`` result, with ``prefix=`` naming the part
 in front of the plain key, e.g. ``prefix="val/expr_"``).
 
-ABAW 2022 and later (``../shared/DESIGN.md``, "Metrics"):
+ABAW 2022 and later (the design notes, "Metrics"):
 
 - ``p_va``   = P_VA   = (CCC_V + CCC_A) / 2                      (CCC of eq. 1, whole evaluation set)
 - ``p_expr`` = P_EXPR = macro F1 over the expression classes      (7 here; ABAW 3+ used 8 with "Other")

@@ -1,5 +1,5 @@
 """Action-unit metrics: per-AU F1 and accuracy, their means, AFA and E_total^AU (paper Sec. IV,
-Tables IV and VI; ``../shared/DESIGN.md``, "Metrics"). ``"f1"`` is the ABAW P_AU.
+Tables IV and VI; the design notes, "Metrics"). ``"f1"`` is the ABAW P_AU.
 
 Only annotated entries count (``mask``, the paper's delta_i): an AU a corpus does not annotate is
 never a negative. ``torchmetrics.MultilabelStatScores`` has no per-entry mask (only an

@@ -1,5 +1,5 @@
 """Expression metrics over a confusion matrix: macro F1, accuracy, UAR, Diag and E_total^Expr
-(paper Sec. IV, Tables IV and VI; ``../shared/DESIGN.md``, "Metrics"). ``"f1"`` is the ABAW P_EXPR.
+(paper Sec. IV, Tables IV and VI; the design notes, "Metrics"). ``"f1"`` is the ABAW P_EXPR.
 
 One additive ``[C, C]`` long state (``dist_reduce_fx="sum"``) gives every score exactly under DDP.
 ``torchmetrics.MulticlassF1Score`` / ``MulticlassRecall`` would each keep their own counts and none of

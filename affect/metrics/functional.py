@@ -1,5 +1,5 @@
 r"""Functional forms of the evaluation metrics and the ``_x_update`` / ``_x_compute`` helpers they share
-with the ``Metric`` classes (paper Sec. IV eq. 1, Tables II-VI; ``../shared/DESIGN.md``, "Metrics").
+with the ``Metric`` classes (paper Sec. IV eq. 1, Tables II-VI; the design notes, "Metrics").
 
 The ``Metric`` classes (:mod:`affect.metrics.va`, :mod:`.expr`, :mod:`.au`) call ``_x_format`` and
 ``_x_update`` in ``update()`` to turn a batch into additive sufficient statistics, and ``_x_compute``
@@ -11,9 +11,22 @@ script::
     rho_c = 2 s_xy / (s_x^2 + s_y^2 + (mean_x - mean_y)^2)
 
 It is computed from the sums ``n, S_p, S_t, S_pp, S_tt, S_pt`` per dimension (accumulated in float64),
-so it is exact over any split of the data into batches or processes. ``ccc`` is differentiable
-(plain torch ops on its inputs, no detach) and may be used in a loss (eq. 2 / 6). A dimension with no
-annotated entry, or with constant predictions equal to constant targets, gives ``0 / 0 = NaN``.
+so it is exact over any split of the data into batches or processes; :func:`ccc_from_sums` is the one
+implementation of eq. 1, shared by the metrics and the VA loss (:func:`affect.losses.ccc_loss`), and
+differentiable (plain torch ops on its inputs, no detach). Its edge cases, by ``eps``:
+
+=========================================== ============================ ==========================
+case (per dimension)                        ``eps = 0`` (the metrics)     ``eps > 0`` (the loss)
+=========================================== ============================ ==========================
+no annotated entry (``n = 0``)              NaN (undefined)              0
+one entry (``n = 1``)                       0 if ``p != t``, else NaN    0
+predictions and targets constant, equal     NaN (``0 / 0``)              0
+constant, different means                   0                            0
+one side constant, the other varying        0                            0
+=========================================== ============================ ==========================
+
+``eps`` also keeps the gradient finite; the loss skips dimensions with fewer than 2 entries. "Constant"
+means constant within the rounding of the float64 sums (a variance below ~1e-14 of the mean square).
 
 >>> import torch
 >>> target = torch.tensor([[0.1, -0.2], [0.4, 0.3], [-0.5, 0.0], [0.2, 0.9]])
@@ -129,13 +142,43 @@ def _va_update(preds: Tensor, target: Tensor, mask: Tensor) -> tuple[Tensor, ...
     return n, p.sum(0), t.sum(0), (p * p).sum(0), (t * t).sum(0), (p * t).sum(0), ((p - t) ** 2).sum(0)
 
 
-def _ccc_compute(n: Tensor, s_p: Tensor, s_t: Tensor, s_pp: Tensor, s_tt: Tensor, s_pt: Tensor) -> Tensor:
-    """CCC of eq. 1 from the sums, population (``1/n``) moments; NaN where ``n == 0`` or ``0 / 0``."""
+def ccc_from_sums(
+    n: Tensor, s_p: Tensor, s_t: Tensor, s_pp: Tensor, s_tt: Tensor, s_pt: Tensor, eps: float = 0.0
+) -> Tensor:
+    """CCC of eq. 1 from the sums of :func:`ccc_sums`, population (``1/n``) moments.
+
+    ``eps = 0`` (the metrics): NaN where ``n == 0`` or ``0 / 0``; ``eps > 0`` (the loss): ``eps`` is
+    added to the denominator, so every value is finite (the module docstring's table). An empty
+    dimension's sums are all 0 and are divided by 1, not by ``n = 0`` (0 / eps = 0 for the loss).
+
+    >>> import torch
+    >>> sums = ccc_sums(torch.ones(3, 1), torch.ones(3, 1), torch.ones(3, 1, dtype=torch.bool))
+    >>> ccc_from_sums(*sums), ccc_from_sums(*sums, eps=1e-8)   # constant and equal
+    (tensor([nan], dtype=torch.float64), tensor([0.], dtype=torch.float64))
+    """
+    n = n.clamp_min(1.0)
     mean_p, mean_t = s_p / n, s_t / n
-    var_p = (s_pp / n - mean_p**2).clamp_min(0.0)  # rounding may leave -1e-17
-    var_t = (s_tt / n - mean_t**2).clamp_min(0.0)
+    var_p, var_t = _variance(s_pp / n, mean_p), _variance(s_tt / n, mean_t)
     cov = s_pt / n - mean_p * mean_t
-    return 2.0 * cov / (var_p + var_t + (mean_p - mean_t) ** 2)
+    # |cov| <= s_x s_y (Cauchy-Schwarz); rounding of the one-pass sums can break it (a constant column
+    # would give +-inf instead of NaN / 0); the bound is a constant for the gradient
+    bound = (var_p * var_t).sqrt().detach()
+    cov = torch.where(cov.abs() > bound, cov.sign() * bound, cov)
+    return 2.0 * cov / (var_p + var_t + (mean_p - mean_t) ** 2 + eps)
+
+
+def _variance(second_moment: Tensor, mean: Tensor) -> Tensor:
+    """``E[x^2] - E[x]^2``, exactly 0 for a column that is constant within the rounding of the sums
+    (a few float64 ulps of ``E[x^2]``; a real variance that small cannot be told from the sums)."""
+    var = second_moment - mean**2
+    tiny = 64 * torch.finfo(var.dtype).eps * second_moment
+    return torch.where(var > tiny, var, torch.zeros_like(var))
+
+
+def ccc_sums(preds: Tensor, target: Tensor, mask: Tensor) -> tuple[Tensor, ...]:
+    """The CCC sums ``n, S_p, S_t, S_pp, S_tt, S_pt`` (float64 ``[D]`` each) of ``[N, D]`` inputs over the
+    entries where ``mask`` is True (the others may hold NaN: they never enter a sum)."""
+    return _va_update(preds, target, mask)[:6]
 
 
 def _mse_compute(n: Tensor, s_se: Tensor) -> Tensor:
@@ -147,7 +190,7 @@ def _va_compute(
     n: Tensor, s_p: Tensor, s_t: Tensor, s_pp: Tensor, s_tt: Tensor, s_pt: Tensor, s_se: Tensor
 ) -> dict[str, Tensor]:
     """``{"ccc_v", "ccc_a", "ccc", "mse_v", "mse_a", "mse"}`` (float32) from the 2-D sums."""
-    c = _ccc_compute(n, s_p, s_t, s_pp, s_tt, s_pt).float()
+    c = ccc_from_sums(n, s_p, s_t, s_pp, s_tt, s_pt).float()
     m = _mse_compute(n, s_se).float()
     out: dict[str, Tensor] = {}
     for i, name in enumerate(VA_DIM_NAMES):
@@ -170,11 +213,10 @@ def ccc(preds: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
 
     Returns:
         ``[D]`` (``[1]`` for 1-D inputs) in float32 (float64 for float64 inputs); NaN for a dimension with
-        no annotated entry or with zero variance in both and equal means.
+        no annotated entry or with zero variance in both and equal means (the module docstring's table).
     """
     p, t, m = _va_format(preds, target, mask)
-    n, s_p, s_t, s_pp, s_tt, s_pt, _ = _va_update(p, t, m)
-    return _ccc_compute(n, s_p, s_t, s_pp, s_tt, s_pt).to(_out_dtype(preds))
+    return ccc_from_sums(*ccc_sums(p, t, m)).to(_out_dtype(preds))
 
 
 def va_metrics(preds: Tensor, target: Tensor, mask: Tensor | None = None) -> dict[str, Tensor]:

@@ -1,7 +1,7 @@
 """Weighted means of several named values updated together: the training loss terms of a step.
 
 One ``update`` per step for every term instead of one ``LightningModule.log`` per term (each ``log``
-call costs Lightning ~0.1-2.5 ms of Python on the host, issue 13), with additive states
+call costs Lightning ~0.1-2.5 ms of Python on the host), with additive states
 (``dist_reduce_fx="sum"``) so that the epoch means are exact under DDP.
 """
 

@@ -1,5 +1,6 @@
 """From a loader's batch to a network's inputs: normalisation, the multi-domain merge (Fig. 4), the
-AU columns of a model's AU set, and the batch keys a network declares it reads.
+AU columns of a model's AU set, the batch keys a network declares it reads, and what a module's
+network takes (:class:`InputSpec`: frames or sequences, image and spectrogram sides).
 
 The batch format itself (keys, masks, fill values) is :mod:`affect.data.batches`.
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -17,6 +19,7 @@ from affect.labels import NUM_AU, au_index
 
 __all__ = [
     "NORMALISATION",
+    "InputSpec",
     "concat_batches",
     "is_domain_batch",
     "narrow_au",
@@ -26,6 +29,36 @@ __all__ = [
 
 #: How uint8 images become network input (saved in every checkpoint).
 NORMALISATION = "x.float() / 127.5 - 1  (uint8 RGB [0, 255] -> [-1, 1], paper Sec. IV)"
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What a module's network takes, for code that feeds it without knowing its class (``affect
+    predict``): ``image_size`` (side of the uint8 face crops), ``sequence`` (``[B, T, 3, S, S]``
+    windows instead of ``[B, 3, S, S]`` frames: the network's ``sequence_input``), ``audio_size``
+    (side of the ``batch["audio"]`` spectrogram images; 0 = reads no audio).
+
+    >>> from affect.models.mt_vgg_gru.torch_model import MTVGGGRU
+    >>> InputSpec.of(MTVGGGRU(backbone="test_resnet", hidden=8, rnn_hidden=4, image_size=32), image_size=32)
+    InputSpec(image_size=32, sequence=True, audio_size=0)
+    """
+
+    image_size: int
+    sequence: bool = False
+    audio_size: int = 0
+
+    @classmethod
+    def of(cls, net: nn.Module, image_size: int) -> InputSpec:
+        """The spec of ``net`` (its ``input_keys``, ``sequence_input`` and ``audio_size``) for faces of
+        ``image_size``; a network that reads audio must name its spectrogram side."""
+        audio = 0
+        if "audio" in getattr(net, "input_keys", ("image",)):
+            audio = int(getattr(net, "audio_size", 0) or 0)
+            if audio < 1:
+                raise TypeError(f"{type(net).__name__} reads batch['audio'] but names no audio_size")
+        return cls(int(image_size), bool(getattr(net, "sequence_input", False)), audio)
+
+
 #: Inputs a network may leave out (passed as ``None`` when the batch lacks them).
 OPTIONAL_INPUTS: tuple[str, ...] = ("landmarks", "landmarks_mask")
 

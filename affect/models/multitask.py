@@ -36,12 +36,18 @@ from affect.labels import AU_SET, EXPR_CLASSES, NUM_EXPR
 from affect.losses import MultiTaskLoss
 from affect.losses.multitask import flatten_frames
 from affect.metrics import AUMetrics, ExprMetrics, VAMetrics, WeightedMeans, p_mtl, scalar_items
-from affect.models.batching import NORMALISATION, concat_batches, is_domain_batch, narrow_au, network_inputs
+from affect.models.batching import (
+    NORMALISATION,
+    InputSpec,
+    concat_batches,
+    is_domain_batch,
+    narrow_au,
+    network_inputs,
+)
+from affect.models.stages import STAGES, EpochEndHooks
 from affect.models.weights import InitialWeights, load_weights
 
-__all__ = ["STAGES", "MultiTaskModule"]
-
-STAGES: tuple[str, ...] = ("train", "val", "test")
+__all__ = ["STAGES", "EpochEndHooks", "MultiTaskModule"]
 
 
 def _term_weights(flat: Mapping, rows: int) -> dict[str, Tensor | int]:
@@ -61,7 +67,7 @@ def _decay_factor(epoch: int, after: int, gamma: float) -> float:
     return gamma ** max(0, epoch - after + 1)
 
 
-class MultiTaskModule(L.LightningModule):
+class MultiTaskModule(EpochEndHooks, L.LightningModule):
     """VA / EXPR / AU training, evaluation and prediction around a network (module docstring).
 
     Args (keyword-only):
@@ -196,6 +202,11 @@ class MultiTaskModule(L.LightningModule):
                 f"and AU: tasks must contain 'expr' and 'au', found {list(self.tasks)}"
             )
 
+    @property
+    def input_spec(self) -> InputSpec:
+        """What the network takes: frames or sequences, the image side, the spectrogram side."""
+        return InputSpec.of(self.net, int(self.hparams.image_size))
+
     # ------------------------------------------------------------------ forward
     def forward(self, *inputs: Tensor | None) -> dict[str, Tensor]:
         """The network on batch tensors given in the order of its ``input_keys`` (uint8 images as they
@@ -304,16 +315,7 @@ class MultiTaskModule(L.LightningModule):
         pred = out[task].float() if task == "va" else out[task].float().sigmoid()
         metric.update(pred, batch[task].float(), mask)
 
-    # ------------------------------------------------------------------ epoch ends
-    def on_train_epoch_end(self) -> None:
-        self.log_epoch_metrics("train")
-
-    def on_validation_epoch_end(self) -> None:
-        self.log_epoch_metrics("val")
-
-    def on_test_epoch_end(self) -> None:
-        self.log_epoch_metrics("test")
-
+    # ------------------------------------------------------------------ epoch ends (EpochEndHooks)
     def log_epoch_metrics(self, stage: str) -> dict[str, dict[str, Tensor]]:
         """Compute (synced over processes), log and reset the stage's metrics; returns the results."""
         results = {t: self.metrics[f"{stage}_{t}"].compute() for t in self.tasks}

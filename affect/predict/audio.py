@@ -5,7 +5,8 @@ log-spectrogram image per video frame, as ``affect prepare --audio`` stores them
 images are made by :mod:`affect.data.audio` itself (``load_audio`` -> ``spectrogram_frames`` over the
 presentation times of *every* decoded frame -> ``to_uint8``), so the image of frame ``k`` is the
 store's image of frame ``k``, whatever ``frame_stride`` keeps; only the frames that have a face are
-kept (uint8 ``[1, S, S]`` per frame, ``S`` = the model's spectrogram side). Like ``affect prepare
+kept (uint8 ``[1, S, S]`` per frame, ``S`` = the model's spectrogram side, its
+``input_spec.audio_size``). Like ``affect prepare
 --audio``, ``spectrogram_frames`` makes the float images of every frame of a video at once: about
 ``3 x frames x S^2 x 4`` bytes for a moment (~2 GB for 10 minutes at 30 fps, S = 96).
 
@@ -27,29 +28,10 @@ import numpy as np
 from affect.data.audio import SAMPLE_RATE, load_audio, spectrogram_frames, to_uint8
 from affect.face import CorruptInputError
 
-__all__ = ["MISSING_AUDIO", "attach_audio", "audio_input_size"]
+__all__ = ["MISSING_AUDIO", "attach_audio"]
 
 #: What an input without audio gets (see the module docstring).
 MISSING_AUDIO = ("skip", "silence")
-
-
-def audio_input_size(module: object) -> int:
-    """The spectrogram side a module's network reads from ``batch["audio"]``; 0 when it reads no audio.
-
-    A/V-MT-VGG-GRU names it (``audio_size``); an audio-only MT-VGG-GRU stream reads spectrograms of
-    its ``image_size``.
-
-    >>> from affect.models.mt_vgg_gru import AVMTVGGGRUModule
-    >>> audio_input_size(AVMTVGGGRUModule(backbone="test_resnet", hidden=8, rnn_hidden=4, image_size=32, audio_size=24))
-    24
-    """
-    net = getattr(module, "net", None)
-    if "audio" not in getattr(net, "input_keys", ()):
-        return 0
-    size = getattr(net, "audio_size", None) or getattr(module, "hparams", {}).get("image_size")
-    if not size:
-        raise ValueError(f"{type(module).__name__} reads audio but names no spectrogram size (audio_size / image_size)")
-    return int(size)
 
 
 def attach_audio(path: str, kind: str, times: np.ndarray, rows: list[dict], table, report, opts) -> None:

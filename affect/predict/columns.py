@@ -23,7 +23,7 @@ Per face and frame (frames without a face: one row, ``face_detected = 0``, predi
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from affect.labels import EXPR_CLASSES
 from affect.predict.media import POINT_NAMES
@@ -55,6 +55,24 @@ def compound_columns(names: Sequence[str]) -> list[str]:
     ['compound_Happily_Surprised']
     """
     return ["compound_" + n.replace(" ", "_") for n in names]
+
+
+def prediction_columns(spaces: Mapping) -> list[str]:
+    """The prediction columns of a model with these label spaces (``tasks``, ``expr_classes``, ``au_set``,
+    ``compound_classes``), in the documented order: the columns its rows have even where no face was found.
+
+    >>> prediction_columns({"tasks": ["va", "au"], "au_set": [12, 1]})
+    ['valence', 'arousal', 'AU01', 'AU12']
+    """
+    tasks = list(spaces.get("tasks") or [])
+    cols = ["valence", "arousal"] if "va" in tasks else []
+    if "expr" in tasks:
+        cols += [*(spaces.get("expr_classes") or EXPR_CLASSES), "expression"]
+    if "au" in tasks:
+        cols += au_columns(spaces.get("au_set") or [])
+    if spaces.get("compound_classes"):
+        cols += [*compound_columns(spaces["compound_classes"]), "compound"]
+    return output_columns(cols)
 
 
 def output_columns(present: Iterable[str]) -> list[str]:

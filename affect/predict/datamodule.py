@@ -4,17 +4,19 @@
 
 In ``setup("predict")`` the inputs go through :class:`affect.predict.media.FaceExtractor` (MTCNN on
 the model's device, 5-point alignment, IoU tracks; a progress bar over frames), which gives one row
-per face and frame (and one per frame without a face) and the aligned crops. The crop size comes
-from the checkpoint's ``"affect"`` entry (``image_size``), falling back to the module's
-hyper-parameters, then to ``image_size`` here.
+per face and frame (and one per frame without a face) and the aligned crops. What the model takes
+comes from the module's declaration (``input_spec``: :class:`affect.models.batching.InputSpec`,
+frames or sequences, image and spectrogram sides; ``image_size`` here for a module without one), its
+label spaces from the checkpoint's ``"affect"`` entry, handed over by the CLI that read and checked
+the checkpoint once (:meth:`MediaDataModule.use_checkpoint`, :mod:`affect.models.checkpoint`).
 
 Batches: frame models get ``image`` uint8 ``[N, 3, S, S]``, ``landmarks`` ``[N, 68, 2]`` (zeros,
 ``landmarks_mask`` False: MTCNN gives 5 points, not 68) and ``row`` ``[N]`` (the face's row in
 :attr:`MediaDataModule.table`, read back by :class:`affect.predict.writer.MediaPredictionWriter`
-from the batch). Sequence models (AffWildNet, CNN-RNNs, MT-VGG-GRU) get each track cut into
+from the batch). Sequence models (``input_spec.sequence``) get each track cut into
 windows of ``sequence_length`` consecutive faces: ``image`` ``[B, T, 3, S, S]``, ``frame_mask``
 ``[B, T]`` (False on padding), ``row`` ``[B, T]`` (-1 on padding); a still image's face is a
-one-frame sequence. Models that read ``batch["audio"]`` (A/V-MT-VGG-GRU) also get ``audio`` uint8
+one-frame sequence. Models that read ``batch["audio"]`` (``input_spec.audio_size``) also get ``audio`` uint8
 ``[B, T, 1, A, A]``, each face's frame's spectrogram image (:mod:`affect.predict.audio`).
 
 Several processes (``--trainer.devices N --trainer.strategy ddp``): each process takes whole inputs
@@ -34,27 +36,27 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from affect.predict.audio import MISSING_AUDIO, audio_input_size
+from affect.errors import ConfigError, MissingInputError
+from affect.face import FaceDetector
+from affect.models.batching import InputSpec
+from affect.models.checkpoint import CheckpointRecord
+from affect.predict.audio import MISSING_AUDIO
 from affect.predict.media import FaceExtractor, FaceOptions, FaceTable, expand_inputs
 
-__all__ = ["SEQUENCE_MODULES", "MediaDataModule", "model_spaces", "shard_inputs"]
+__all__ = ["MediaDataModule", "input_spec", "model_spaces", "shard_inputs"]
 
-#: LightningModule classes (and their subclasses) that take ``[B, T, 3, H, W]`` sequences.
-SEQUENCE_MODULES = ("AffWildNetModule", "CNNRNNModule", "ModelLevelFusionModule", "MTVGGGRUModule", "AVMTVGGGRUModule")
+#: ``select`` values: faces kept per frame.
+SELECT = ("all", "largest", "central")
 #: The paper's sequence lengths are 80 (AffWildNet / CNN-RNN) and 90 (MT-VGG-GRU); 80 when not given.
 DEFAULT_SEQUENCE_LENGTH = 80
 NUM_LANDMARKS = 68
 
 
-def model_spaces(trainer: L.Trainer | None, module: L.LightningModule | None) -> dict:
+def model_spaces(checkpoint: CheckpointRecord | None, module: L.LightningModule | None) -> dict:
     """What predicting needs from the model: ``image_size``, ``tasks``, ``au_set``, ``expr_classes``,
-    ``compound_classes`` — from the checkpoint's ``"affect"`` entry (``trainer.ckpt_path``), else from
-    the module (``label_spaces()`` / hyper-parameters)."""
-    spaces: dict = {}
-    ckpt_path = getattr(trainer, "ckpt_path", None) if trainer is not None else None
-    if ckpt_path:
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)
-        spaces.update(ckpt.get("affect") or {})
+    ``compound_classes`` — from the checked checkpoint's ``"affect"`` entry, else from the module
+    (``label_spaces()`` / hyper-parameters)."""
+    spaces: dict = dict(checkpoint.affect) if checkpoint is not None else {}
     if module is not None:
         if hasattr(module, "label_spaces"):
             for k, v in module.label_spaces().items():
@@ -69,8 +71,11 @@ def model_spaces(trainer: L.Trainer | None, module: L.LightningModule | None) ->
     return spaces
 
 
-def is_sequence_module(module: object) -> bool:
-    return any(c.__name__ in SEQUENCE_MODULES for c in type(module).__mro__)
+def input_spec(module: object, image_size: int) -> InputSpec:
+    """What ``module`` takes (its ``input_spec``); frames of ``image_size`` for a module that
+    declares nothing (a LightningModule of the user's own with a ``[B, 3, S, S]`` ``predict_step``)."""
+    spec = getattr(module, "input_spec", None) if module is not None else None
+    return spec if isinstance(spec, InputSpec) else InputSpec(int(image_size))
 
 
 class _Faces(Dataset):
@@ -169,11 +174,34 @@ def shard_inputs(inputs: list[str], world_size: int) -> list[list[str]]:
     return [[p for p, o in zip(inputs, owner, strict=True) if o == r] for r in range(world_size)]
 
 
+def check_options(**options) -> None:
+    """A one-line :class:`~affect.errors.ConfigError` naming the ``data.init_args`` key, its value and
+    what it takes, for a ``MediaDataModule`` option out of range."""
+    def bad(key: str, want: str) -> ConfigError:
+        return ConfigError(f"data.init_args.{key} is {options[key]!r}; it takes {want}")
+
+    if options["select"] not in SELECT:
+        raise bad("select", " or ".join(map(repr, SELECT)) + " (faces kept per frame)")
+    if options["missing_audio"] not in MISSING_AUDIO:
+        raise bad("missing_audio", " or ".join(map(repr, MISSING_AUDIO)))
+    value = options["audio_context_s"]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+        raise bad("audio_context_s", "a number of seconds > 0")
+    for key in ("frame_stride", "detect_every", "batch_size", "detect_batch_size", "detect_max_side"):
+        value = options[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise bad(key, "an integer >= 1")
+    value = options["sequence_length"]
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise bad("sequence_length", "null (the model decides), 0 (frames) or an integer >= 1")
+
+
 class MediaDataModule(L.LightningDataModule):
     """Photos and videos -> batches of aligned faces for ``affect predict`` (see the module docstring).
 
     Args:
-        inputs: files, folders (recursive) or globs; images and videos may be mixed.
+        inputs: files, folders (recursive) or globs; images and videos may be mixed (``None``: no
+            files, the faces come through :meth:`use_table`, as for frames already in memory).
         select: faces kept per frame: ``"all"``, ``"largest"`` or ``"central"``.
         frame_stride: keep every k-th video frame.
         detect_every: run MTCNN on every k-th kept frame; the tracked faces' boxes and 5 points are
@@ -199,7 +227,7 @@ class MediaDataModule(L.LightningDataModule):
 
     def __init__(
         self,
-        inputs: str | list[str],
+        inputs: str | list[str] | None,
         select: str = "all",
         frame_stride: int = 1,
         detect_every: int = 1,
@@ -219,17 +247,16 @@ class MediaDataModule(L.LightningDataModule):
         num_workers: int = 0,
     ) -> None:
         super().__init__()
-        if select not in ("all", "largest", "central"):
-            raise ValueError(f"select must be 'all', 'largest' or 'central'; got {select!r}")
-        if missing_audio not in MISSING_AUDIO:
-            raise ValueError(f"missing_audio must be one of {MISSING_AUDIO}; got {missing_audio!r}")
-        if not audio_context_s > 0:
-            raise ValueError(f"audio_context_s must be > 0; got {audio_context_s!r}")
-        if min(frame_stride, detect_every, batch_size, detect_batch_size, detect_max_side) < 1:
-            raise ValueError("frame_stride, detect_every, batch_size, detect_batch_size and detect_max_side must be >= 1")
-        self.inputs = expand_inputs(inputs)
-        if not self.inputs:
-            raise ValueError(f"no image or video found in inputs {inputs!r}")
+        check_options(select=select, missing_audio=missing_audio, audio_context_s=audio_context_s,
+                      frame_stride=frame_stride, detect_every=detect_every, batch_size=batch_size,
+                      detect_batch_size=detect_batch_size, detect_max_side=detect_max_side,
+                      sequence_length=sequence_length)  # fmt: skip
+        self.inputs = expand_inputs(inputs) if inputs is not None else []  # None: frames in memory (Analyzer)
+        if inputs is not None and not self.inputs:
+            raise MissingInputError(
+                f"data.init_args.inputs: no image or video found in {inputs!r} (no file, folder or glob match); "
+                "check the paths, or quote a glob so that the shell does not expand it"
+            )
         self.select = select
         self.frame_stride, self.detect_every = frame_stride, detect_every
         self.min_face_size, self.min_face_fraction = min_face_size, min_face_fraction
@@ -239,6 +266,8 @@ class MediaDataModule(L.LightningDataModule):
         self.image_size, self.device, self.progress, self.num_workers = image_size, device, progress, num_workers
         self.missing_audio, self.audio_context_s = missing_audio, audio_context_s
         self.table: FaceTable | None = None
+        #: the checked checkpoint the CLI read (:meth:`use_checkpoint`)
+        self.checkpoint: CheckpointRecord | None = None
         self.spaces: dict = {}
         self.crops: np.ndarray | None = None
         self.audio: np.ndarray | None = None
@@ -260,6 +289,10 @@ class MediaDataModule(L.LightningDataModule):
             audio_size=audio_size, audio_context_s=self.audio_context_s, missing_audio=self.missing_audio,
         )  # fmt: skip
 
+    def use_checkpoint(self, record: CheckpointRecord) -> None:
+        """The checkpoint the model comes from, read and checked once by the CLI (its label spaces)."""
+        self.checkpoint = record
+
     def setup(self, stage: str | None = None) -> None:
         if stage not in (None, "predict"):
             raise ValueError(f"MediaDataModule only predicts (affect predict); got stage {stage!r}")
@@ -267,42 +300,55 @@ class MediaDataModule(L.LightningDataModule):
             return
         trainer = getattr(self, "trainer", None)
         module = trainer.lightning_module if trainer is not None else None
-        self.spaces = model_spaces(trainer, module)
-        image_size = int(self.spaces.get("image_size") or self.image_size)
-        self.spaces["image_size"] = image_size
-        self.audio_size = audio_input_size(module) if module is not None else 0
-        if self.audio_size:
-            self.spaces["audio_size"] = self.audio_size
         device = self.device or (str(trainer.strategy.root_device) if trainer is not None else "cpu")
-        seq = self.sequence_length
-        if seq is None:
-            seq = DEFAULT_SEQUENCE_LENGTH if module is not None and is_sequence_module(module) else 0
-        self.window_length = int(seq)
         # several processes: each takes whole inputs (tracks stay together); the writer merges
         self.world_size = int(trainer.world_size) if trainer is not None else 1
         rank = int(trainer.global_rank) if trainer is not None else 0
         self.local_inputs = shard_inputs(self.inputs, self.world_size)[rank] if self.world_size > 1 else list(self.inputs)
+        image_size = self.configure(module, model_spaces(self.checkpoint, module))
         self.table = self.extract(image_size, device)
 
-    def extract(self, image_size: int, device: str) -> FaceTable:
-        """Run the face pipeline over this process's inputs (progress bar over frames)."""
+    def configure(self, module: L.LightningModule | None, spaces: Mapping) -> int:
+        """Take the model's label spaces (:func:`model_spaces`) and set the crop size, the audio image
+        size (A/V models) and the window length (sequence models); returns the crop size."""
+        self.spaces = dict(spaces)
+        spec = input_spec(module, self.spaces.get("image_size") or self.image_size)
+        image_size = spec.image_size
+        self.spaces["image_size"] = image_size
+        self.audio_size = spec.audio_size
+        if self.audio_size:
+            self.spaces["audio_size"] = self.audio_size
+        seq = self.sequence_length
+        if seq is None:
+            seq = DEFAULT_SEQUENCE_LENGTH if spec.sequence else 0
+        self.window_length = int(seq)
+        return image_size
+
+    def extract(self, image_size: int, device: str, detector: FaceDetector | None = None) -> FaceTable:
+        """Run the face pipeline over this process's inputs (progress bar over frames; ``detector``:
+        an MTCNN to reuse, else one is made on ``device``)."""
         from tqdm.auto import tqdm
 
-        from affect.face import FaceDetector
-
-        detector = FaceDetector(device=device, min_face_size=self.min_face_size, batch_size=self.detect_batch_size)
+        if detector is None:
+            detector = FaceDetector(device=device, min_face_size=self.min_face_size, batch_size=self.detect_batch_size)
         extractor = FaceExtractor(detector, self.options(image_size, self.audio_size))
         start = time.perf_counter()
         with tqdm(desc="affect predict: faces", unit="frame", disable=not self.progress) as bar:
             table = extractor.run(self.local_inputs, progress=bar.update)
         self.extract_seconds = time.perf_counter() - start
-        size = image_size
+        return self.use_table(table)
+
+    def use_table(self, table: FaceTable) -> FaceTable:
+        """Predict on ``table`` (faces found by a :class:`FaceExtractor`): its crops (and spectrogram
+        images) become the prediction batches."""
+        size = int(self.spaces.get("image_size") or self.image_size)
         self.crops = np.stack(table.crops) if table.crops else np.zeros((0, size, size, 3), np.uint8)
         self._crop_of = np.array([r["crop"] for r in table.rows], np.int64)
         if self.audio_size:
             a = self.audio_size
             self.audio = np.stack(table.audio) if table.audio else np.zeros((0, 1, a, a), np.uint8)
             self._spec_of = np.array([r.get("spec", -1) for r in table.rows], np.int64)
+        self.table = table
         return table
 
     def predict_dataloader(self) -> DataLoader:

@@ -133,6 +133,20 @@ class FaceOptions:
     missing_audio: str = "skip"  # "skip" | "silence": what an input without audio gets (see affect.predict.audio)
 
 
+@dataclass
+class VideoTracks:
+    """The state of one video stream between batches of frames: the IoU tracker, the faces carried to
+    frames without detection, and the number of frames processed (which frames are detected)."""
+
+    tracker: IoUTracker
+    carried: list[Face] = field(default_factory=list)
+    frames: int = 0
+
+    @classmethod
+    def start(cls, options: FaceOptions) -> VideoTracks:
+        return cls(IoUTracker(options.iou_threshold, options.max_gap * options.frame_stride))
+
+
 def _read_image(path: str, max_pixels: int, max_side: int) -> tuple[np.ndarray, float, str]:
     """RGB uint8 of an image; a JPEG larger than 4 x ``max_side`` is decoded at a reduced scale
     (PIL ``draft``: bounded memory).
@@ -312,34 +326,12 @@ class FaceExtractor:
         self._emit(path, "image", 0, float("nan"), rgb, faces, list(range(len(faces))), False, table, report, factor)
 
     def _video(self, path: str, table: FaceTable, report: InputReport, progress, times: list[float]) -> None:
-        tracker = IoUTracker(self.opts.iou_threshold, self.opts.max_gap * self.opts.frame_stride)
+        tracks = VideoTracks.start(self.opts)
         pending: list[tuple[int, float, np.ndarray]] = []
-        carried: list[Face] = []
-        n = 0
 
         def flush() -> None:
-            nonlocal carried
-            if not pending:
-                return
-            if min(pending[0][2].shape[:2]) < self.opts.min_face_size:
-                for k, t, _ in pending:
-                    report.frames_without_face += 1
-                    table.rows.append(_row(path, "video", k, t, None, -1, False, -1))
-                report.status = "too_small"
-                report.detail = f"{report.width}x{report.height} frames are smaller than the minimum face size"
-                pending.clear()
-                return
-            # detect on every detect_every-th processed frame; carry the tracked faces in between
-            todo = [i for i, _ in enumerate(pending) if (n - len(pending) + i) % self.opts.detect_every == 0]
-            found = dict(zip(todo, self.detect([pending[i][2] for i in todo]), strict=True))
-            for i, (k, t, rgb) in enumerate(pending):
-                is_carried = i not in found
-                faces = carried if is_carried else select_faces(found[i], self.opts.select, rgb.shape)
-                ids = tracker.update(k, [f.box for f in faces])
-                if not is_carried:
-                    carried = faces
-                self._emit(path, "video", k, t, rgb, faces, ids, is_carried, table, report)
-            if progress:
+            self.add_video_frames(path, pending, table, report, tracks)
+            if progress and pending:
                 progress(len(pending))
             pending.clear()
 
@@ -349,7 +341,6 @@ class FaceExtractor:
             report.fps = fps
             report.height, report.width = rgb.shape[:2]
             report.frames += 1
-            n += 1
             pending.append((k, t, rgb))
             if len(pending) >= self.opts.batch_size:
                 flush()
@@ -360,6 +351,35 @@ class FaceExtractor:
         if declared and decoded < TRUNCATED * declared:
             report.status = "truncated"
             report.detail = f"decoded {decoded} of the {declared} frames the container declares"
+
+    def add_video_frames(
+        self, path: str, frames: list[tuple[int, float, np.ndarray]], table: FaceTable, report: InputReport,
+        tracks: VideoTracks,
+    ) -> None:  # fmt: skip
+        """Detect (every ``detect_every``-th frame of the stream; the tracked faces carried in between),
+        track and record one batch of a video's ``(frame index, time s, RGB)`` frames, all of one size.
+        ``tracks`` carries the stream's state from batch to batch (:class:`affect.Analyzer` keeps it
+        across calls for frames already in memory)."""
+        if not frames:
+            return
+        first = tracks.frames
+        tracks.frames += len(frames)
+        if min(frames[0][2].shape[:2]) < self.opts.min_face_size:
+            for k, t, _ in frames:
+                report.frames_without_face += 1
+                table.rows.append(_row(path, "video", k, t, None, -1, False, -1))
+            report.status = "too_small"
+            report.detail = f"{report.width}x{report.height} frames are smaller than the minimum face size"
+            return
+        todo = [i for i in range(len(frames)) if (first + i) % self.opts.detect_every == 0]
+        found = dict(zip(todo, self.detect([frames[i][2] for i in todo]), strict=True))
+        for i, (k, t, rgb) in enumerate(frames):
+            is_carried = i not in found
+            faces = tracks.carried if is_carried else select_faces(found[i], self.opts.select, rgb.shape)
+            ids = tracks.tracker.update(k, [f.box for f in faces])
+            if not is_carried:
+                tracks.carried = faces
+            self._emit(path, "video", k, t, rgb, faces, ids, is_carried, table, report)
 
     def _emit(self, path, kind, frame, time, rgb, faces, ids, is_carried, table: FaceTable, report, factor=1.0) -> None:
         """Align and record the faces of one frame (``factor``: decoded -> source pixel scale)."""

@@ -38,7 +38,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from affect.labels import EXPR_CLASSES
 from affect.predict.columns import au_columns, compound_columns, output_columns
 
-__all__ = ["MediaPredictionWriter", "summary_line"]
+__all__ = ["MediaPredictionWriter", "collect_predictions", "predictions_frame", "summary_line"]
 
 
 class MediaPredictionWriter(BasePredictionWriter):
@@ -78,20 +78,7 @@ class MediaPredictionWriter(BasePredictionWriter):
         self._start = time.perf_counter()
 
     def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx=0):
-        if "row" not in batch:
-            raise KeyError(
-                f"MediaPredictionWriter needs the batch's 'row' key (a MediaDataModule batch); batch keys {sorted(batch)}"
-            )
-        rows = batch["row"].detach().cpu()
-        keep = rows >= 0
-        self._add("row", rows[keep])
-        for key in ("va", "expr", "au", "probs", "scores"):
-            value = prediction.get(key) if isinstance(prediction, Mapping) else None
-            if isinstance(value, torch.Tensor) and value.shape[: rows.ndim] == rows.shape:
-                self._add(key, value.detach().float().cpu()[keep])
-
-    def _add(self, key: str, value: torch.Tensor) -> None:
-        self._parts.setdefault(key, []).append(value.numpy())
+        collect_predictions(self._parts, prediction, batch)
 
     # ------------------------------------------------------------------ writing
     def teardown(self, trainer, pl_module, stage: str) -> None:
@@ -134,37 +121,7 @@ class MediaPredictionWriter(BasePredictionWriter):
 
     def predictions_frame(self, table, spaces: Mapping) -> pd.DataFrame:
         """The output table: the datamodule's rows with the model's predictions filled in."""
-        frame = pd.DataFrame(table.rows)
-        n = len(frame)
-        parts = {k: np.concatenate(v) for k, v in self._parts.items() if v}
-        rows = parts.get("row", np.zeros(0, np.int64)).astype(np.int64)
-        cols: dict[str, np.ndarray] = {}
-        if "va" in parts:
-            for j, name in enumerate(("valence", "arousal")):
-                cols[name] = _scatter(n, rows, parts["va"][:, j])
-        if "expr" in parts:
-            classes = list(spaces.get("expr_classes") or EXPR_CLASSES)
-            for j, name in enumerate(classes):
-                cols[name] = _scatter(n, rows, parts["expr"][:, j])
-            label = np.full(n, "", dtype=object)
-            label[rows] = [classes[i] for i in parts["expr"].argmax(1)]
-            cols["expression"] = label
-        if "au" in parts:
-            names = au_columns(spaces.get("au_set") or [])
-            if len(names) != parts["au"].shape[1]:
-                raise ValueError(f"the model gives {parts['au'].shape[1]} AU probabilities; its au_set names {names}")
-            for j, name in enumerate(names):
-                cols[name] = _scatter(n, rows, parts["au"][:, j])
-        comp = parts.get("probs", parts.get("scores"))
-        if comp is not None and comp.ndim == 2:
-            names = list(spaces.get("compound_classes") or [f"class_{i}" for i in range(comp.shape[1])])
-            for j, name in enumerate(compound_columns(names)):
-                cols[name] = _scatter(n, rows, comp[:, j])
-            label = np.full(n, "", dtype=object)
-            label[rows] = [names[i] for i in comp.argmax(1)]
-            cols["compound"] = label
-        frame = pd.concat([frame, pd.DataFrame(cols, index=frame.index)], axis=1)
-        return frame[[c for c in output_columns(frame.columns)]]
+        return predictions_frame(table.rows, spaces, self._parts)
 
     def write(self, out: Path, frame: pd.DataFrame, reports: list, spaces: Mapping, crops: np.ndarray | None) -> dict:
         """Every output file from the rows (``frame``: :meth:`predictions_frame`'s columns plus ``crop``,
@@ -219,6 +176,59 @@ class MediaPredictionWriter(BasePredictionWriter):
             fig.savefig(path, dpi=100, bbox_inches="tight")
             written.append(str(path))
         return written
+
+
+def collect_predictions(parts: dict[str, list[np.ndarray]], prediction: Mapping, batch: Mapping) -> None:
+    """Keep one batch's model outputs (``va``, ``expr``, ``au``, compound ``probs`` / ``scores``) in
+    ``parts`` by the batch's ``row`` key (a :class:`~affect.predict.datamodule.MediaDataModule` batch;
+    padding -1 dropped), for :func:`predictions_frame`."""
+    if "row" not in batch:
+        raise KeyError(
+            f"MediaPredictionWriter needs the batch's 'row' key (a MediaDataModule batch); batch keys {sorted(batch)}"
+        )
+    rows = batch["row"].detach().cpu()
+    keep = rows >= 0
+    parts.setdefault("row", []).append(rows[keep].numpy())
+    for key in ("va", "expr", "au", "probs", "scores"):
+        value = prediction.get(key) if isinstance(prediction, Mapping) else None
+        if isinstance(value, torch.Tensor) and value.shape[: rows.ndim] == rows.shape:
+            parts.setdefault(key, []).append(value.detach().float().cpu()[keep].numpy())
+
+
+def predictions_frame(table_rows: list[dict], spaces: Mapping, collected: Mapping[str, list[np.ndarray]]) -> pd.DataFrame:
+    """The output table (``predictions.csv``'s columns): a :class:`~affect.predict.media.FaceTable`'s
+    rows with the model's outputs (:func:`collect_predictions`) filled in; NaN / ``""`` without a face."""
+    frame = pd.DataFrame(table_rows)
+    n = len(frame)
+    parts = {k: np.concatenate(v) for k, v in collected.items() if v}
+    rows = parts.get("row", np.zeros(0, np.int64)).astype(np.int64)
+    cols: dict[str, np.ndarray] = {}
+    if "va" in parts:
+        for j, name in enumerate(("valence", "arousal")):
+            cols[name] = _scatter(n, rows, parts["va"][:, j])
+    if "expr" in parts:
+        classes = list(spaces.get("expr_classes") or EXPR_CLASSES)
+        for j, name in enumerate(classes):
+            cols[name] = _scatter(n, rows, parts["expr"][:, j])
+        label = np.full(n, "", dtype=object)
+        label[rows] = [classes[i] for i in parts["expr"].argmax(1)]
+        cols["expression"] = label
+    if "au" in parts:
+        names = au_columns(spaces.get("au_set") or [])
+        if len(names) != parts["au"].shape[1]:
+            raise ValueError(f"the model gives {parts['au'].shape[1]} AU probabilities; its au_set names {names}")
+        for j, name in enumerate(names):
+            cols[name] = _scatter(n, rows, parts["au"][:, j])
+    comp = parts.get("probs", parts.get("scores"))
+    if comp is not None and comp.ndim == 2:
+        names = list(spaces.get("compound_classes") or [f"class_{i}" for i in range(comp.shape[1])])
+        for j, name in enumerate(compound_columns(names)):
+            cols[name] = _scatter(n, rows, comp[:, j])
+        label = np.full(n, "", dtype=object)
+        label[rows] = [names[i] for i in comp.argmax(1)]
+        cols["compound"] = label
+    frame = pd.concat([frame, pd.DataFrame(cols, index=frame.index)], axis=1)
+    return frame[[c for c in output_columns(frame.columns)]]
 
 
 def gather_to_rank_zero(trainer, obj: object) -> list | None:

@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / "experiments" / "table6"
 RAF = list(RAFDB_COMPOUND_CLASSES)
 
-# Independent copy of the compound table (DESIGN.md, Du, Tao & Martinez 2014) and of Table V's
+# Independent copy of the compound table (the design notes, Du, Tao & Martinez 2014) and of Table V's
 # prototypical AUs of the basic emotions, for the hand references below.
 AUS = {
     "Happily Surprised": (1, 2, 12, 25), "Happily Disgusted": (10, 12, 25), "Sadly Fearful": (1, 4, 20, 25),

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from affect.labels import EXPR_CLASSES
-from affect.predict.datamodule import _Faces, _Windows, is_sequence_module, track_windows
+from affect.predict.datamodule import _Faces, _Windows, input_spec, track_windows
 from affect.predict.media import FaceTable, InputReport, _row
 from affect.predict.writer import MediaPredictionWriter, safe_names, summarise
 
@@ -47,12 +47,24 @@ def test_frame_and_window_items():
     assert one["image"].shape == (1, 3, 8, 8) and one["row"].tolist() == [0]
 
 
-def test_sequence_modules_are_recognised():
+def test_modules_declare_what_predict_feeds_them():
+    """Sequence or frame, image side and spectrogram side come from the module's ``input_spec``
+    (declared by its network), never from its class name: a subclass with a new name keeps them."""
     from affect.models.affwildnet import AffWildNetModule
+    from affect.models.batching import InputSpec
     from affect.models.facebehaviornet import FaceBehaviorNetModule
+    from affect.models.mt_vgg_gru import AVMTVGGGRUModule, MTVGGGRUModule
 
-    assert is_sequence_module(AffWildNetModule(backbone="test_resnet", fc_units=8, rnn_hidden=4, image_size=32))
-    assert not is_sequence_module(FaceBehaviorNetModule(backbone="test_resnet", hidden=8, image_size=32))
+    class Renamed(AffWildNetModule):
+        pass
+
+    assert input_spec(Renamed(backbone="test_resnet", fc_units=8, rnn_hidden=4, image_size=32), 96) == InputSpec(32, True)
+    assert input_spec(FaceBehaviorNetModule(backbone="test_resnet", hidden=8, image_size=40), 96) == InputSpec(40, False)
+    av = AVMTVGGGRUModule(backbone="test_resnet", hidden=8, rnn_hidden=4, image_size=32, audio_size=24)
+    assert input_spec(av, 96) == InputSpec(32, True, 24)
+    audio_only = MTVGGGRUModule(backbone="test_resnet", hidden=8, rnn_hidden=4, image_size=24, input_key="audio")
+    assert input_spec(audio_only, 96) == InputSpec(24, True, 24)
+    assert input_spec(object(), 48) == InputSpec(48)  # a module that declares nothing: frames of the data's side
 
 
 def test_writer_scatters_sequence_predictions_by_row(tmp_path):

@@ -8,7 +8,7 @@ Native layout read here (``data_cards/afew_va.md``; conforms to the real clip in
     <root>/001/00000.png  (one full frame per JSON key)
 
 Valence and arousal are integers in -10..10 (stored as floats); they are divided by 10 into
-[-1, 1] (DESIGN.md). Landmarks are pixel coordinates in the full frame, kept as float32
+[-1, 1] (the design notes' VA range). Landmarks are pixel coordinates in the full frame, kept as float32
 ``[68, 2]`` in the ``landmarks`` column (the prepare step aligns the face from them). With
 ``box_margin`` set, the manifest also gets a face box: the landmarks' bounding square enlarged
 by that fraction on each side, so that ``FrameDataset`` crops the face without alignment.

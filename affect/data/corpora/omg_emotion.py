@@ -10,7 +10,7 @@ Native layout read here (``data_cards/omg_emotion.md``; conforms to the real CSV
                                                 the links with start/end (``clips_dir``, default root)
 
 Labels are one value per utterance: arousal in [0, 1] is mapped to ``2a - 1`` in [-1, 1]
-(DESIGN.md; ``rescale_arousal=False`` keeps it, documented as [0, 1]), valence is in [-1, 1],
+(the design notes' VA range; ``rescale_arousal=False`` keeps it, documented as [0, 1]), valence is in [-1, 1],
 ``EmotionMaxVote`` ids follow ``labels.OMG_EXPR_ORDER`` (0 Anger, 1 Disgust, 2 Fear, 3 Happy,
 4 Neutral, 5 Sad, 6 Surprise). Every frame of an utterance's clip carries the utterance's
 labels, with ``video = "<video>/<utterance stem>"`` so that utterance-level evaluation can

@@ -228,6 +228,8 @@ class AffWildNet(nn.Module):
     """
 
     output_tasks: tuple[str, ...] = ("va",)
+    #: reads ``[B, T, ...]`` sequences (``affect predict`` cuts face tracks into windows)
+    sequence_input: bool = True
 
     def __init__(
         self,

@@ -81,6 +81,8 @@ class CNNRNN(nn.Module):
     """
 
     output_tasks: tuple[str, ...] = ("va",)
+    #: reads ``[B, T, ...]`` sequences (``affect predict`` cuts face tracks into windows)
+    sequence_input: bool = True
 
     def __init__(
         self,
@@ -151,6 +153,8 @@ class ModelLevelFusion(nn.Module):
     """
 
     output_tasks: tuple[str, ...] = ("va",)
+    #: reads ``[B, T, ...]`` sequences (``affect predict`` cuts face tracks into windows)
+    sequence_input: bool = True
 
     def __init__(
         self,

@@ -47,7 +47,7 @@ from affect.data.batches import ID_KEYS, TASKS
 from affect.labels import AU_SET, RAFDB_COMPOUND_CLASSES
 from affect.losses import expr_ce_loss
 from affect.metrics import ExprMetrics
-from affect.models.batching import NORMALISATION, normalise_images
+from affect.models.batching import NORMALISATION, InputSpec, normalise_images
 from affect.models.compound.torch_model import (
     CompoundHead,
     check_checkpoint_image_size,
@@ -55,6 +55,7 @@ from affect.models.compound.torch_model import (
 )
 from affect.models.compound.zero_shot import compound_au_table, compound_scores, resolve_compound_classes
 from affect.models.facebehaviornet.torch_model import FaceBehaviorNet
+from affect.models.stages import EpochEndHooks
 from affect.tracking import confusion_matrix_figure, log_figure
 
 __all__ = ["COMPOUND_METRICS", "CompoundFineTune", "ZeroShotCompound"]
@@ -95,7 +96,9 @@ class _CompoundMetricsMixin:
     def _update(self, stage: str, scores: Tensor, batch: Mapping) -> None:
         self.compound_metrics[f"{stage}_compound"].update(scores.detach().float(), self._target(batch))
 
-    def _log_epoch(self, stage: str) -> dict[str, Tensor]:
+    def log_epoch_metrics(self, stage: str) -> dict[str, Tensor]:
+        """Compute, log (``{stage}/compound/{name}``, the confusion matrix) and reset the stage's
+        compound metrics (called by :class:`~affect.models.stages.EpochEndHooks`)."""
         metric = self.compound_metrics[f"{stage}_compound"]
         result = metric.compute()
         metric.reset()
@@ -104,9 +107,9 @@ class _CompoundMetricsMixin:
             sync_dist=True,
             add_dataloader_idx=False,
         )
-        trainer = self.trainer  # type: ignore[attr-defined]
-        if stage != "train" and self.hparams.log_media and not trainer.sanity_checking:  # type: ignore[attr-defined]
-            if trainer.is_global_zero and self.loggers:  # type: ignore[attr-defined]
+        if stage != "train" and self.hparams.log_media:  # type: ignore[attr-defined]
+            trainer = self.trainer  # type: ignore[attr-defined]
+            if not trainer.sanity_checking and trainer.is_global_zero and self.loggers:  # type: ignore[attr-defined]
                 fig = confusion_matrix_figure(
                     result["confmat"], self.class_names, title="compound confusion matrix"
                 )
@@ -114,7 +117,7 @@ class _CompoundMetricsMixin:
         return result
 
 
-class ZeroShotCompound(_CompoundMetricsMixin, L.LightningModule):
+class ZeroShotCompound(_CompoundMetricsMixin, EpochEndHooks, L.LightningModule):
     """Zero-shot compound expressions from a trained FaceBehaviorNet (eq. 10, Table VI); no training.
 
     Args:
@@ -136,6 +139,9 @@ class ZeroShotCompound(_CompoundMetricsMixin, L.LightningModule):
     ``[B, K]``, the predicted index ``compound`` ``[B]`` and name ``label`` (list of str), the
     FaceBehaviorNet outputs (``va``, ``expr`` softmax, ``au`` sigmoid) and the batch's ids.
     """
+
+    #: Built trained (from ``checkpoint``): ``affect predict`` runs it without ``--ckpt_path``.
+    predicts_without_checkpoint = True
 
     def __init__(
         self,
@@ -169,6 +175,11 @@ class ZeroShotCompound(_CompoundMetricsMixin, L.LightningModule):
         self.net.eval()
         self._make_metrics(("val", "test"))
 
+    @property
+    def input_spec(self) -> InputSpec:
+        """Frames of the FaceBehaviorNet's image side."""
+        return InputSpec(self.image_size)
+
     # ------------------------------------------------------------------ eq. 10
     def forward(self, images: Tensor) -> dict[str, Tensor]:
         """uint8 images ``[B, 3, H, W]`` -> ``scores`` ``[B, K]`` (eq. 10) and the net's probabilities."""
@@ -183,12 +194,6 @@ class ZeroShotCompound(_CompoundMetricsMixin, L.LightningModule):
 
     def test_step(self, batch: Mapping, batch_idx: int, dataloader_idx: int = 0) -> None:
         self._update("test", self(batch["image"])["scores"], batch)
-
-    def on_validation_epoch_end(self) -> None:
-        self._log_epoch("val")
-
-    def on_test_epoch_end(self) -> None:
-        self._log_epoch("test")
 
     def predict_step(self, batch: Mapping, batch_idx: int, dataloader_idx: int = 0) -> dict:
         out = self(batch["image"])
@@ -222,7 +227,7 @@ class ZeroShotCompound(_CompoundMetricsMixin, L.LightningModule):
         }  # fmt: skip
 
 
-class CompoundFineTune(_CompoundMetricsMixin, L.LightningModule):
+class CompoundFineTune(_CompoundMetricsMixin, EpochEndHooks, L.LightningModule):
     """Few-shot compound classification: FaceBehaviorNet fine-tuned on compound labels (Table VI).
 
     Args:
@@ -285,6 +290,11 @@ class CompoundFineTune(_CompoundMetricsMixin, L.LightningModule):
             self.net.backbone.eval()
         self._make_metrics(("train", "val", "test"))
 
+    @property
+    def input_spec(self) -> InputSpec:
+        """Frames of the network's image side."""
+        return InputSpec(int(self.hparams.image_size))
+
     def train(self, mode: bool = True) -> CompoundFineTune:
         super().train(mode)
         if self.hparams.freeze_backbone:
@@ -320,15 +330,6 @@ class CompoundFineTune(_CompoundMetricsMixin, L.LightningModule):
 
     def test_step(self, batch: Mapping, batch_idx: int, dataloader_idx: int = 0) -> None:
         self._step("test", batch)
-
-    def on_train_epoch_end(self) -> None:
-        self._log_epoch("train")
-
-    def on_validation_epoch_end(self) -> None:
-        self._log_epoch("val")
-
-    def on_test_epoch_end(self) -> None:
-        self._log_epoch("test")
 
     def predict_step(self, batch: Mapping, batch_idx: int, dataloader_idx: int = 0) -> dict:
         """``probs`` softmax ``[B, K]``, predicted index ``compound`` ``[B]`` and name ``label``, ids."""

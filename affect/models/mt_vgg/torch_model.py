@@ -75,6 +75,8 @@ class MTVGG(nn.Module):
     """
 
     input_keys: tuple[str, ...] = ("image",)
+    #: reads single frames ``[B, 3, H, W]`` (sequence networks set True: ``[B, T, 3, H, W]``)
+    sequence_input: bool = False
     output_tasks: tuple[str, ...] = ("va", "expr", "au")
 
     def __init__(

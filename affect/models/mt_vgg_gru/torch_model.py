@@ -57,6 +57,8 @@ class MTVGGGRU(nn.Module):
     """
 
     output_tasks: tuple[str, ...] = ("va", "expr", "au")
+    #: reads ``[B, T, ...]`` sequences (``affect predict`` cuts face tracks into windows)
+    sequence_input: bool = True
 
     def __init__(
         self,
@@ -78,6 +80,8 @@ class MTVGGGRU(nn.Module):
         if input_key not in ("image", "audio"):
             raise ValueError(f"input_key must be 'image' or 'audio', got {input_key!r}")
         self.input_keys = (input_key,)
+        #: the side of the spectrogram images read from ``batch["audio"]`` (0: reads faces)
+        self.audio_size = image_size if input_key == "audio" else 0
         self.cnn = MTVGG(
             backbone=backbone, hidden=hidden, dropout=dropout, num_aus=num_aus, num_expr=num_expr,
             image_size=image_size, in_chans=in_chans, backbone_nodes=backbone_nodes,
@@ -115,6 +119,8 @@ class AVMTVGGGRU(nn.Module):
 
     input_keys: tuple[str, ...] = ("image", "audio")
     output_tasks: tuple[str, ...] = ("va", "expr", "au")
+    #: reads ``[B, T, ...]`` sequences (``affect predict`` cuts face tracks into windows)
+    sequence_input: bool = True
 
     def __init__(
         self,
