@@ -31,10 +31,10 @@ from torch.utils.data import DataLoader, Dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from affect.data.store import StoreFrameDataset  # noqa: E402
 from affect.io import open_image  # noqa: E402
 from affect.labels import FER2013_FOLDERS, expr_index  # noqa: E402
-from affect.prepare import PrepareOptions, prepare_store  # noqa: E402
+from affect.store.reader import StoreFrameDataset  # noqa: E402
+from affect.store.writer import PrepareOptions, prepare_store  # noqa: E402
 
 DEFAULT_FER = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "fer2013"
 

@@ -122,7 +122,7 @@ def prepare_rate(videos: list[tuple[Path, int]], folder: Path, device: str, batc
                  shard_size: int) -> tuple[float, dict]:
     import pandas as pd
 
-    from affect.prepare import PrepareOptions, prepare_store
+    from affect.store.writer import PrepareOptions, prepare_store
 
     rows = [{"path": p.name, "corpus": "bench", "video": p.stem, "frame": f} for p, n in videos for f in range(n)]
     out = Path(tempfile.mkdtemp(dir=folder, prefix="store-"))

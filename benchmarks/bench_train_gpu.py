@@ -18,7 +18,7 @@ with 68 landmarks, Sec. V-A), ``mt_vgg_gru`` (10 x 90 frames, VA + EXPR + AU, Se
 - ``synthetic``: random uint8 batches pre-built in pinned host memory (model-bound upper limit;
   includes the host-to-device copy and on-device normalisation);
 - ``store`` (``--store-images N``, FaceBehaviorNet): the same model fed by ``MultiDomainDataModule``
-  over a prepared store (``affect.data.store``) — what a real run sees after ``affect prepare``.
+  over a prepared store (``affect.store.reader``) — what a real run sees after ``affect prepare``.
 
     python benchmarks/bench_train_gpu.py --steps 30 --warmup 10
     python benchmarks/bench_train_gpu.py --smoke      # CPU, tiny backbone and batches: proves it runs
@@ -278,7 +278,7 @@ def build_store(out: str, n: int, workers: int, size: int = 96) -> str:
     from PIL import Image
 
     from affect.data.manifest import AU_COLUMNS
-    from affect.prepare import PrepareOptions, prepare_store
+    from affect.store.writer import PrepareOptions, prepare_store
 
     root = Path(out) / "raw"
     root.mkdir(parents=True, exist_ok=True)

@@ -112,8 +112,8 @@ def data_root(tmp_path_factory) -> Path:
 def av_store(data_root, tmp_path_factory) -> Path:
     """An ``affect prepare`` store of the Aff-Wild2 fixture with one spectrogram image per frame."""
     from affect.data.corpora.affwild2 import make_affwild2_manifest
-    from affect.data.store import open_store
-    from affect.prepare import PrepareOptions, prepare_store
+    from affect.store.reader import open_store
+    from affect.store.writer import PrepareOptions, prepare_store
 
     root = data_root / "Aff-Wild2"
     manifest, _ = make_affwild2_manifest(root)  # with videos/ present it fills audio_path / audio_frame
@@ -131,7 +131,7 @@ def av_store(data_root, tmp_path_factory) -> Path:
 def fer_store(data_root, tmp_path_factory) -> Path:
     """An ``affect prepare`` store of the FER2013 fixture (images resized as crops: a config smoke test)."""
     from affect.data.corpora.fer2013 import make_fer2013_manifest
-    from affect.prepare import PrepareOptions, prepare_store
+    from affect.store.writer import PrepareOptions, prepare_store
 
     root = data_root / "fer2013"
     manifest, _ = make_fer2013_manifest(root)

@@ -15,8 +15,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from affect.data.store import StoreSequenceDataset, open_store
-from affect.prepare import IncompleteRun, PrepareOptions, main, prepare_store
+from affect.store.cli import main
+from affect.store.reader import StoreSequenceDataset, open_store
+from affect.store.writer import IncompleteRun, PrepareOptions, prepare_store
 
 SHARED = Path(os.environ.get("AFFECT_SHARED", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
 REPO = Path(__file__).resolve().parents[1]

@@ -18,7 +18,7 @@ from PIL import Image
 
 from affect.errors import ConfigError
 from affect.face.detect import FaceDetector
-from affect.prepare import PrepareOptions, prepare_store
+from affect.store.writer import PrepareOptions, prepare_store
 
 REPO = Path(__file__).resolve().parents[1]
 HANG_GUARD_S = 120  # only guards against a hang; no assertion depends on how fast anything runs
@@ -35,10 +35,11 @@ def test_tiny_images_are_counted_no_face_rows(tmp_path):
     df = pd.DataFrame({"path": names, "corpus": "toy", "expr": [1, 2, 3]})
     rep = prepare_store(df, tmp_path, tmp_path / "st", shard_size=8,
                         options=PrepareOptions(detect="always", min_face_size=20), progress=False)
-    assert (rep["frames_in"], rep["corrupt"], rep["no_face"], rep["too_small"]) == (3, 0, 3, 2)
+    # ok.png is face-crop sized: no face found in the noise, so the whole image is taken as the face
+    assert (rep["frames_in"], rep["corrupt"], rep["no_face"], rep["too_small"], rep["whole_image"]) == (3, 0, 2, 2, 1)
     assert any("tiny.png" in e and "30x12 px < --min-face-size 20" in e for e in rep["examples"]["too_small"])
     labels = pd.read_csv(tmp_path / "st" / "labels.csv")
-    assert labels["status"].tolist() == ["no_face"] * 3
+    assert labels["status"].tolist() == ["no_face", "no_face", "ok"]
 
 
 def test_huge_images_are_detected_on_a_bounded_copy(monkeypatch):

@@ -11,8 +11,10 @@ import pytest
 from PIL import Image
 from test_prepare import SHARED, tree_bytes
 
-from affect.prepare import PrepareOptions, main, prepare_store
-from affect.prepare_shard import Part, assign_parts, group_keys, merge_parts
+from affect.store.cli import main
+from affect.store.merge import merge_parts
+from affect.store.parts import Part, assign_parts, group_keys
+from affect.store.writer import PrepareOptions, prepare_store
 
 OPTS = PrepareOptions(detect="never", image_size=16)
 
@@ -102,11 +104,11 @@ def test_merge_refuses_incomplete_missing_foreign_or_damaged_parts(corpus, tmp_p
 
 
 def test_shard_option_is_checked():
-    import argparse
+    from affect.errors import ConfigError
 
     assert Part.parse("3/4") == Part(3, 4)
     for bad in ("4/4", "1", "a/b", "-1/2"):
-        with pytest.raises(argparse.ArgumentTypeError, match="--shard"):
+        with pytest.raises(ConfigError, match="--shard"):
             Part.parse(bad)
 
 
@@ -116,7 +118,7 @@ def test_video_parts_with_detection_and_audio_merge_to_the_one_machine_store(tmp
     mix frames of videos that the parts hold apart, and MTCNN's batched arithmetic rounds
     differently with other batch-mates: the 5 points move by < 1e-3 px and a crop pixel by at most
     one grey level; everything else (rows, statuses, faces, labels, spectrograms, report) is identical."""
-    from affect.data.store import open_store
+    from affect.store.reader import open_store
 
     vids = SHARED / "videos" / "pyfeat"
     if not vids.is_dir():

@@ -15,8 +15,9 @@ import inspect
 import json
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Literal
 
 import lightning as L
 import pandas as pd
@@ -49,6 +50,11 @@ def resolve_root(root: str) -> str:
             "that holds your corpora (see README, 'Where the corpora live')"
         )
     return expanded
+
+
+def _cli(value: object) -> str:
+    """A value as ``affect prepare --parser.<key>`` takes it (``right``, ``1``, ``[1, 2]``)."""
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def check_image_size(model: object, image_size: int) -> None:
@@ -97,8 +103,10 @@ class CorpusDataModule(L.LightningDataModule):
             keep ``num_workers: 0`` there, since workers would pickle every batch across processes).
             The store's table replaces the parser's, so its split arguments (``fold``, ``subset``,
             ``layout``, ``camera``, ``threshold``, ...) must be this module's: a store records them
-            (``affect prepare --parser-arg``) and a mismatch is an error naming the key
-            (:meth:`check_store_parser_args`).
+            (``affect prepare <corpus> --parser.<key> VALUE``) and a mismatch is an error naming the
+            key (:meth:`check_store_parser_args`).
+        test_split: the split ``affect test`` scores: ``"test"`` (a corpus without one is a one-line
+            error) or ``"val"``, to score the validation split under ``test/*`` on purpose (logged).
     """
 
     corpus: str = ""
@@ -118,6 +126,7 @@ class CorpusDataModule(L.LightningDataModule):
         augment: bool | dict[str, float] = False,
         test_fraction: float = 0.0,
         transforms: str | None = None,
+        test_split: Literal["test", "val"] = "test",
     ) -> None:
         super().__init__()
         if task is not None and task not in TASKS:
@@ -154,6 +163,9 @@ class CorpusDataModule(L.LightningDataModule):
                 "batches without decoding: use data.init_args.augment (on the device) with a store"
             )
         self.transforms = transforms
+        if test_split not in ("test", "val"):
+            raise ConfigError(f"data.init_args.test_split must be 'test' or 'val'; got {test_split!r}")
+        self.test_split = test_split
         self.report: LoadReport | None = None
         self._manifest: pd.DataFrame | None = None
         self.datasets: dict[str, Dataset] = {}
@@ -167,7 +179,7 @@ class CorpusDataModule(L.LightningDataModule):
         """The parsed, filtered and split manifest (parsed once, then cached); with ``store``, the
         store's table (``val_fraction`` re-draws a validation split from its training rows)."""
         if self._manifest is None and self.store is not None:
-            from affect.data.store import open_store
+            from affect.store.reader import open_store
 
             opened = open_store(self.store)
             self.check_store_parser_args(opened.header.get("parser"))
@@ -253,27 +265,27 @@ class CorpusDataModule(L.LightningDataModule):
             defaults = json.loads(json.dumps({k: params[k].default for k in mine}, default=str))
             for key, value in mine.items():
                 if value != defaults[key]:
-                    raise ValueError(
+                    raise ConfigError(
                         f"{name}: the store {self.store} does not record the parser arguments it was built with "
                         f"(an older store, or one from --manifest), and this module has {key}={value!r} "
-                        f"(parser default {defaults[key]!r}); re-run `{redo} --parser-arg {key}={value}`"
+                        f"(parser default {defaults[key]!r}); re-run `{redo} --parser.{key} {_cli(value)}`"
                     )
             log.warning("%s: the store %s does not record its parser arguments; assuming the defaults", name, self.store)
             return
         if record.get("corpus") not in (None, self.corpus):
-            raise ValueError(f"{name}: the store {self.store} holds corpus {record['corpus']!r}, not {self.corpus!r}")
+            raise ConfigError(f"{name}: the store {self.store} holds corpus {record['corpus']!r}, not {self.corpus!r}")
         stored = record["args"]
         for key, value in mine.items():
             if key in stored and stored[key] != value:
-                raise ValueError(
+                raise ConfigError(
                     f"{name}: the store {self.store} was built with {key}={stored[key]!r} but this module has "
-                    f"{key}={value!r}; set {key}: {stored[key]!r} or re-run `{redo} --parser-arg {key}={value}`"
+                    f"{key}={value!r}; set {key}: {stored[key]!r} or re-run `{redo} --parser.{key} {_cli(value)}`"
                 )
         task = stored.get("task")
         if task not in (None, "all") and task != self.task:
-            raise ValueError(
+            raise ConfigError(
                 f"{name}: the store {self.store} was built with task={task!r} but this module has task={self.task!r}; "
-                f"set task: {task!r} or re-run `{redo} --parser-arg task=all`"
+                f"set task: {task!r} or re-run `{redo} --parser.task all`"
             )
 
     def setup(self, stage: str | None = None) -> None:
@@ -297,7 +309,7 @@ class CorpusDataModule(L.LightningDataModule):
                 rows = self.manifest[self.manifest["split"] == split].reset_index(drop=True)
                 if rows.empty:
                     have = sorted(self.manifest["split"].unique())
-                    raise ValueError(f"{type(self).__name__}: no {split!r} rows under {self.root} (splits: {have})")
+                    raise ConfigError(f"{type(self).__name__}: no {split!r} rows under {self.root} (splits: {have})")
                 if self.sequence_length:
                     self.datasets[split] = SequenceDataset(
                         rows, self.root, self.sequence_length, self.sequence_stride, self.image_size
@@ -307,7 +319,7 @@ class CorpusDataModule(L.LightningDataModule):
         return self.datasets[split]
 
     def _store_dataset(self, split: str) -> Dataset:
-        from affect.data import store
+        from affect.store import reader as store
 
         tasks = [self.task] if self.task else None
         if self.sequence_length:
@@ -317,7 +329,7 @@ class CorpusDataModule(L.LightningDataModule):
         else:
             ds = store.StoreFrameDataset(self.store, split, tasks=tasks, table=self.manifest)
         if ds.store.image_size != self.image_size:
-            raise ValueError(
+            raise ConfigError(
                 f"{type(self).__name__}: the store {self.store} holds {ds.store.image_size}x{ds.store.image_size} "
                 f"crops but image_size is {self.image_size}; set image_size to match or re-run affect prepare "
                 f"with --image-size {self.image_size}"
@@ -330,10 +342,10 @@ class CorpusDataModule(L.LightningDataModule):
             rows &= self.manifest["status"] == "ok"
         return bool(rows.any())
 
-    def collate_fn(self, split: str):
-        """The collate of ``split``'s loader: the dataset's own (store: pass-through) or torch's default,
-        followed by augmentation on the training split when ``augment`` is on."""
-        collate = getattr(self.dataset(split), "collate_fn", None)
+    def collate_fn(self, split: str, collate: Callable | None = None):
+        """The collate of ``split``'s loader: ``collate`` (default: the dataset's own, store: pass-through, or
+        torch's default), followed by augmentation on the training split when ``augment`` is on."""
+        collate = collate or getattr(self.dataset(split), "collate_fn", None)
         if split == "train" and self.augment:
             options = self.augment if isinstance(self.augment, dict) else {}
             return AugmentingCollate(collate, BatchAugment(**options, seed=self.split_seed))
@@ -358,8 +370,27 @@ class CorpusDataModule(L.LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         return self.dataloader("val")
 
+    def test_source(self) -> str | None:
+        """The split ``affect test`` scores: "test", "val" (``test_split: val``) or None (no test split)."""
+        if self.test_split == "val":
+            return "val"
+        return "test" if self.has_split("test") else None
+
+    def no_test_split_message(self, key: str = "data.init_args.test_split") -> str:
+        m = self.manifest
+        have = sorted(m.loc[m["status"] == "ok", "split"].unique() if "status" in m.columns else m["split"].unique())
+        where = f"the store {self.store}" if self.store is not None else f"the corpus under {self.root}"
+        return (f"{type(self).__name__}: {where} has no 'test' split (splits: {have}), so `affect test` has "
+                f"nothing to score; set {key}: val to score the validation split as test/* on purpose, "
+                "or test_fraction (e.g. 0.1) to hold out test subjects from train, or run `affect validate`")
+
     def test_dataloader(self) -> DataLoader:
-        return self.dataloader("test" if self.has_split("test") else "val")
+        split = self.test_source()
+        if split is None:
+            raise ConfigError(self.no_test_split_message())
+        if split == "val":
+            log.warning("%s: scoring the 'val' split as test/* (data.init_args.test_split: val)", type(self).__name__)
+        return self.dataloader(split)
 
     def predict_dataloader(self) -> DataLoader:
         return self.test_dataloader()

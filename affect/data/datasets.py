@@ -1,7 +1,7 @@
 """Datasets over a manifest (``affect.data.manifest``) that read images from disk.
 
 For large corpora, ``affect prepare`` writes a memory-mapped store that
-``affect.data.store`` reads without decoding; these datasets are the JPEG/PNG path for
+``affect.store.reader`` reads without decoding; these datasets are the JPEG/PNG path for
 small corpora and for the tests.
 
 A frame item is a dict (see ``FrameItem``); images are **uint8** ``[3, H, W]`` so that the

@@ -7,12 +7,15 @@ batch of each is concatenated and fed to the network. The paper chose batch size
 derives sizes with that property from the actual set sizes (proportional to them, summing to
 ``total_batch_size``).
 
-Each domain may combine several corpora (their datasets are concatenated). Training uses
+Each domain may combine several corpora (their datasets are concatenated by :class:`ConcatBatches`,
+which gathers a batch from each member the member's own way, so store-backed corpora mix). Training uses
 Lightning's ``CombinedLoader`` in ``max_size_cycle`` mode (an epoch ends when the longest
 domain is exhausted; shorter ones restart), so ``batch`` in ``training_step`` is
 ``{"va": frame_batch, "au": frame_batch, "expr": frame_batch}``. Validation and testing use
 ``sequential`` mode: each domain is evaluated in full, separately (``dataloader_idx`` follows
-``self.domains``).
+``self.domains``). ``affect test`` scores each corpus's test split (or, with the corpus's
+``test_split: val``, its validation split, logged); a corpus without either is left out with a
+warning, and a domain left with no corpus is a one-line error naming the fix.
 
 Each domain's batches carry **only that domain's targets** (:class:`DomainLabels`): the paper's
 VA-Set, AU-Set and EXPR-Set hold images "annotated in terms of either valence-arousal, or action
@@ -29,15 +32,18 @@ disjoint samples of every domain and the global batch is ``world_size`` times la
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import lightning as L
+import numpy as np
+import torch
 from lightning.pytorch.utilities.combined_loader import CombinedLoader
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, default_collate
 
 from affect.data.batches import LABELS, TASKS, unannotated
 from affect.data.datamodule import CorpusDataModule
+from affect.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +81,50 @@ class DomainLabels:
         for key in LABELS:  # fill values and masks from the one label table
             if key != self.domain and key in batch:
                 batch.update(unannotated(key, tuple(batch[key].shape), batch[key]))
+        return batch
+
+
+class ConcatBatches(ConcatDataset):
+    """A ``ConcatDataset`` that serves whole batches (``__getitems__``), like the store datasets do.
+
+    Each member gives its share of a batch its own way (its ``__getitems__``, e.g. a store's single
+    gather, or its items collated with torch's default collate); the shares are joined back in the
+    order asked for (tensors concatenated, lists joined). Members must give the same batch keys.
+    Use ``collate_fn`` (pass-through) as the loader's collate.
+    """
+
+    def __getitems__(self, indices: Sequence[int]) -> dict:
+        idx = np.asarray(indices, dtype=np.int64)
+        member = np.searchsorted(self.cumulative_sizes, idx, side="right")
+        starts = [0, *self.cumulative_sizes[:-1]]
+        shares, where = [], []
+        for m in dict.fromkeys(member.tolist()):  # members in order of first appearance
+            pos = np.flatnonzero(member == m)
+            local = (idx[pos] - starts[m]).tolist()
+            ds = self.datasets[m]
+            shares.append(ds.__getitems__(local) if hasattr(ds, "__getitems__") else default_collate([ds[i] for i in local]))
+            where.append(pos)
+        if len(shares) == 1:
+            return shares[0]
+        keys = set(shares[0])
+        if any(set(b) != keys for b in shares):
+            raise ConfigError(
+                f"the corpora of one domain give different batch keys ({[sorted(b) for b in shares]}); give them the "
+                "same kind of data (all stores with or without audio, all frames or all sequences)")
+        back = np.argsort(np.concatenate(where), kind="stable")  # concatenated position -> position asked for
+        out = {}
+        for key in shares[0]:
+            parts = [b[key] for b in shares]
+            if isinstance(parts[0], torch.Tensor):
+                out[key] = torch.cat(parts)[torch.from_numpy(back)]
+            else:
+                joined = [v for p in parts for v in p]
+                out[key] = [joined[i] for i in back]
+        return out
+
+    @staticmethod
+    def collate_fn(batch: dict) -> dict:
+        """Identity: ``__getitems__`` already returns the collated batch."""
         return batch
 
 
@@ -129,6 +179,7 @@ class MultiDomainDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.keep_other_labels = keep_other_labels
         self._datasets: dict[tuple[str, str], Dataset] = {}
+        self._sources: dict[tuple[str, str], list[tuple[CorpusDataModule, str]]] = {}
         modules = [dm for mods in self.corpora.values() for dm in mods]
         if image_size is not None:
             for dm in modules:
@@ -142,14 +193,40 @@ class MultiDomainDataModule(L.LightningDataModule):
         #: The side of the images of every domain (what the model is built for).
         self.image_size: int = sizes[0]
 
+    def sources(self, domain: str, split: str) -> list[tuple[CorpusDataModule, str]]:
+        """The corpora of ``domain`` that serve ``split``, each with the split it serves from (for "test",
+        :meth:`CorpusDataModule.test_source`); corpora lacking it are left out (for "test", with a warning)."""
+        if (domain, split) not in self._sources:
+            self._sources[(domain, split)] = self._find_sources(domain, split)
+        return self._sources[(domain, split)]
+
+    def _find_sources(self, domain: str, split: str) -> list[tuple[CorpusDataModule, str]]:
+        if split != "test":
+            found = [(dm, split) for dm in self.corpora[domain] if dm.has_split(split)]
+            if not found:
+                raise ConfigError(f"no corpus of domain {domain!r} has a {split!r} split")
+            return found
+        found = [(dm, dm.test_source()) for dm in self.corpora[domain]]
+        for dm, source in found:
+            if source is None:
+                log.warning("domain %s: %s is left out of the test (it has no test split; test_split: val scores its "
+                            "validation split)", domain, type(dm).__name__)
+            elif source == "val":
+                log.warning("domain %s: %s scores its 'val' split as test/* (test_split: val)", domain, type(dm).__name__)
+        found = [(dm, source) for dm, source in found if source is not None]
+        if not found:
+            raise ConfigError(
+                f"no corpus of domain {domain!r} has a test split, so `affect test` has nothing to score for it: "
+                f"{self.corpora[domain][0].no_test_split_message(f'test_split in data.init_args.{domain}[*].init_args')}")
+        return found
+
     def domain_dataset(self, domain: str, split: str) -> Dataset:
-        """The concatenated ``split`` dataset of one domain (corpora lacking the split are left out)."""
+        """The concatenated ``split`` dataset of one domain (see :meth:`sources`)."""
         key = (domain, split)
         if key not in self._datasets:
-            parts = [dm.dataset(split) for dm in self.corpora[domain] if dm.has_split(split)]
-            if not parts:
-                raise ValueError(f"no corpus of domain {domain!r} has a {split!r} split")
-            self._datasets[key] = parts[0] if len(parts) == 1 else ConcatDataset(parts)
+            parts = [dm.dataset(source) for dm, source in self.sources(domain, split)]
+            self._datasets[key] = parts[0] if len(parts) == 1 else (
+                ConcatBatches(parts) if any(hasattr(p, "__getitems__") for p in parts) else ConcatDataset(parts))
         return self._datasets[key]
 
     @property
@@ -178,8 +255,8 @@ class MultiDomainDataModule(L.LightningDataModule):
 
     def _loader(self, domain: str, split: str, shuffle: bool) -> DataLoader:
         ds = self.domain_dataset(domain, split)
-        first = next(dm for dm in self.corpora[domain] if dm.has_split(split))  # its collate (and augmentation)
-        collate = first.collate_fn(split)
+        first, source = self.sources(domain, split)[0]  # its collate (and augmentation)
+        collate = first.collate_fn(source, collate=ds.collate_fn if isinstance(ds, ConcatBatches) else None)
         if not self.keep_other_labels:
             collate = DomainLabels(collate, domain)
         return DataLoader(
@@ -206,5 +283,4 @@ class MultiDomainDataModule(L.LightningDataModule):
         return self._eval_loaders("val")
 
     def test_dataloader(self) -> CombinedLoader:
-        has_test = all(any(dm.has_split("test") for dm in self.corpora[d]) for d in self.domains)
-        return self._eval_loaders("test" if has_test else "val")
+        return self._eval_loaders("test")

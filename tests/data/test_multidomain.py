@@ -162,8 +162,8 @@ def test_store_backed_corpora_feed_the_multidomain_module(tmp_path):
     from affect.data.corpora.bp4d import BP4DDataModule, make_bp4d_manifest
     from affect.data.corpora.rafdb import RafDbDataModule, make_rafdb_manifest
     from affect.data.fixtures import write_fixture_tree
-    from affect.data.store import open_store
-    from affect.prepare import PrepareOptions, prepare_store
+    from affect.store.reader import open_store
+    from affect.store.writer import PrepareOptions, prepare_store
 
     write_fixture_tree(tmp_path / "raw", ["rafdb", "bp4d"])
     stores = {}
@@ -191,7 +191,7 @@ def test_store_backed_corpora_feed_the_multidomain_module(tmp_path):
 def test_store_backed_module_redraws_a_validation_split(tmp_path):
     from affect.data.corpora.fer2013 import Fer2013DataModule, make_fer2013_manifest
     from affect.data.fixtures import write_fixture_tree
-    from affect.prepare import PrepareOptions, prepare_store
+    from affect.store.writer import PrepareOptions, prepare_store
 
     write_fixture_tree(tmp_path / "raw", ["fer2013"], options={"fer2013": {"n_train": 6}})
     manifest, _ = make_fer2013_manifest(tmp_path / "raw" / "fer2013")
@@ -210,7 +210,8 @@ def test_store_backed_module_redraws_a_validation_split(tmp_path):
 def all_label_dm(tmp_path, **kwargs) -> MultiDomainDataModule:
     """One corpus whose rows carry VA, EXPR and AU labels, listed under all three domains."""
     (tmp_path / "all").mkdir(exist_ok=True)
-    mods = {d: [ToyCorpus(str(tmp_path / "all"), n=12, label_task="all", image_size=8)] for d in ("va", "au", "expr")}
+    mods = {d: [ToyCorpus(str(tmp_path / "all"), n=12, label_task="all", image_size=8, test_split="val")]
+            for d in ("va", "au", "expr")}  # no test split: its validation split stands in, on purpose
     return MultiDomainDataModule(**mods, batch_sizes="fixed", va_batch_size=4, au_batch_size=4, expr_batch_size=4,
                                  **kwargs)
 

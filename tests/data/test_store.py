@@ -9,9 +9,9 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from affect.data.manifest import AU_COLUMNS
-from affect.data.store import StoreFrameDataset, StoreSequenceDataset, open_store
 from affect.face import apply_transform, five_from_68, frontal_template
-from affect.prepare import PrepareOptions, prepare_store
+from affect.store.reader import StoreFrameDataset, StoreSequenceDataset, open_store
+from affect.store.writer import PrepareOptions, prepare_store
 
 N_STILL = 20
 

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from affect.data.store import StoreSequenceDataset
-from affect.prepare import PrepareOptions, prepare_store
+from affect.store.reader import StoreSequenceDataset
+from affect.store.writer import PrepareOptions, prepare_store
 
 N, FACELESS = 10, (3, 4, 8)  # frames of one video; these have no usable face
 
@@ -34,7 +34,7 @@ def _store(tmp_path, videos=("v1",), all_faceless=()):
 
 def test_faceless_frames_stay_in_the_track_with_masked_labels(tmp_path, caplog):
     st = _store(tmp_path)
-    with caplog.at_level(logging.WARNING, logger="affect.data.store"):
+    with caplog.at_level(logging.WARNING, logger="affect.store.reader"):
         ds = StoreSequenceDataset(st, length=N)
     assert len(ds) == 1, "frames without a face must not form a separate (black) track"
     assert ds.n_labelled_without_face == len(FACELESS)

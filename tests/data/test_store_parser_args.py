@@ -12,7 +12,7 @@ import pytest
 
 from affect.data.corpora.bp4d import BP4DDataModule
 from affect.data.fixtures import write_fixture_tree
-from affect.prepare import main as prepare_main
+from affect.store.cli import main as prepare_main
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +22,7 @@ def bp4d(tmp_path_factory):
     write_fixture_tree(base, ["bp4d"], options={"bp4d": {"size": 32}})
     raw = base / "BP4D"
     stores = {}
-    for name, extra in (("default", []), ("fold1", ["--parser-arg", "fold=1"])):
+    for name, extra in (("default", []), ("fold1", ["--parser.fold", "1"])):
         stores[name] = base / f"store-{name}"
         args = ["bp4d", "--root", str(raw), "--out", str(stores[name]), "--no-detect", "--image-size", "32",
                 "--no-progress", *extra]
@@ -60,7 +60,7 @@ def test_a_store_built_for_another_fold_is_refused_naming_the_key(bp4d):
     dm = BP4DDataModule(str(raw), fold=1, image_size=32, store=str(stores["default"]))
     with pytest.raises(ValueError, match=r"built with fold=0 but .* fold=1") as err:
         _ = dm.manifest
-    assert "\n" not in str(err.value) and "--parser-arg fold=1" in str(err.value)
+    assert "\n" not in str(err.value) and "--parser.fold 1" in str(err.value)
 
 
 def test_a_store_without_the_record_is_refused_unless_the_module_uses_the_defaults(bp4d, tmp_path):
@@ -77,9 +77,18 @@ def test_a_store_without_the_record_is_refused_unless_the_module_uses_the_defaul
         _ = BP4DDataModule(str(raw), fold=2, image_size=32, store=str(old)).manifest
 
 
-def test_unknown_parser_argument_is_a_clear_error(bp4d, tmp_path):
+def test_unknown_or_mistyped_parser_argument_is_a_usage_error(bp4d, tmp_path, capsys):
     raw, _ = bp4d
-    with pytest.raises(SystemExit, match="make_bp4d_manifest.*no argument 'flod'"):
-        prepare_main(["bp4d", "--root", str(raw), "--out", str(tmp_path / "s"), "--no-detect", "--parser-arg", "flod=1"])
-    with pytest.raises(SystemExit, match="KEY=VALUE"):
-        prepare_main(["bp4d", "--root", str(raw), "--out", str(tmp_path / "s"), "--parser-arg", "fold"])
+    base = ["bp4d", "--root", str(raw), "--out", str(tmp_path / "s"), "--no-detect"]
+    for extra, said in ((["--parser.flod", "1"], "flod"), (["--parser.fold", "abc"], "fold")):
+        with pytest.raises(SystemExit) as err:
+            prepare_main([*base, *extra])
+        assert err.value.code == 2 and said in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
+
+
+def test_parser_arguments_are_typed_in_help(capsys):
+    with pytest.raises(SystemExit):
+        prepare_main(["bp4d", "--help"])
+    text = capsys.readouterr().out
+    assert "--parser.fold FOLD" in text and "type: int | null, default: 0" in text

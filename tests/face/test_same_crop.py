@@ -23,10 +23,10 @@ def test_prepare_store_and_predict_give_the_same_crop(tmp_path):
     import cv2
     import torch
 
-    from affect.data.store import open_store
     from affect.face import FaceDetector
     from affect.predict.media import FaceExtractor, FaceOptions
-    from affect.prepare import main as prepare
+    from affect.store.cli import main as prepare
+    from affect.store.reader import open_store
 
     torch.set_num_threads(1)  # as the prepare worker runs MTCNN: same arithmetic
     root = tmp_path / "fer2013"

@@ -10,10 +10,10 @@ from PIL import Image
 
 from affect.data.datasets import FrameDataset
 from affect.data.manifest import validate_manifest
-from affect.data.store import open_store
 from affect.face.pipeline import load_image
 from affect.io import MediaReadError, read_image
-from affect.prepare import PrepareOptions, prepare_store
+from affect.store.reader import open_store
+from affect.store.writer import PrepareOptions, prepare_store
 
 SIZE = 32
 

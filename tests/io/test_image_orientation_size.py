@@ -109,7 +109,7 @@ def test_pillows_global_pixel_limit_is_never_changed(tmp_path):
 MEASURE = r"""
 import json, resource, sys
 import pandas as pd
-from affect.data.store import open_store
+from affect.store.reader import open_store
 from affect.face import FaceDetector
 from affect.io import MediaReadError, decode_image
 from affect.predict.media import FaceExtractor, FaceOptions

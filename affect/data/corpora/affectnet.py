@@ -32,7 +32,7 @@ Label rules (both releases):
 - no AU annotation: AU columns stay NaN.
 
 AffectNet's test set is not public: report on the official validation set, either as ``val``
-(the DataModule's ``test_dataloader`` falls back to ``val``) or, with ``val_as_test=True``, as
+(``test_split="val"`` makes ``affect test`` score it) or, with ``val_as_test=True``, as
 ``test`` while ``val_fraction`` holds out a validation part of ``train`` (per image: AffectNet
 ships no subject ids).
 

@@ -22,7 +22,7 @@ videos that are missing or cannot be decoded.
 
 DISFA has no official split: ``fold`` / ``num_folds`` give the subject-independent 3-fold
 protocol of JAA-Net (``affect.data.corpora._folds.DISFA_3FOLD``); the held-out fold is the
-"val" split (AU papers test on it; ``test_dataloader`` falls back to it).
+"val" split (AU papers test on it; ``test_split="val"`` makes ``affect test`` score it).
 """
 
 from __future__ import annotations

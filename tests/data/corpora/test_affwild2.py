@@ -292,8 +292,8 @@ def test_raw_videos_give_each_frame_its_audio_source(tmp_path):
     from affect.data.audio import to_uint8, video_spectrogram_frames
     from affect.data.corpora.affwild2 import affwild2_video_path, make_affwild2_manifest
     from affect.data.fixtures.affwild2 import write_affwild2
-    from affect.data.store import open_store
-    from affect.prepare import PrepareOptions, prepare_store
+    from affect.store.reader import open_store
+    from affect.store.writer import PrepareOptions, prepare_store
 
     root = write_affwild2(tmp_path / "aw2", n_videos=3, n_frames=8, with_videos=True)
     df, _ = make_affwild2_manifest(root)

@@ -1,26 +1,9 @@
-"""The prepared store: raw uint8 face crops in memory-mapped shards + a labels table (DESIGN "Performance").
+"""Reading the prepared store: raw uint8 face crops in memory-mapped shards + a labels table.
 
-Written once by ``affect prepare`` (:mod:`affect.prepare`), read at training time with no
+Written once by ``affect prepare`` (:mod:`affect.store.writer`), read at training time with no
 image decoding: a batch is one fancy-indexing gather from the memory map.
 
-Layout of a store directory::
-
-    store.json                 # header, written last: a store without it is incomplete
-    labels.csv                 # one row per stored face slot (manifest columns + store columns)
-    report.json                # frames in, faces found, frames without a face, corrupt inputs
-    shards/shard-00000.json    # per-shard header, renamed into place last (= shard committed)
-    shards/shard-00000.u8      # uint8 [n, 3, S, S] crops, channel-first (a batch is one gather)
-    shards/shard-00000.lmk     # float32 [n, 68, 2] landmarks in crop pixels, NaN = none
-    shards/shard-00000.spec    # optional uint8 [n, 1, H, W] spectrogram images (A/V corpora)
-    shards/shard-00000.csv     # the shard's rows of labels.csv
-
-Store columns added to the manifest columns: ``row`` (global index = position in the
-concatenated shards), ``src_row`` (manifest row), ``shard``, ``offset``, ``status``
-("ok" | "no_face" | "corrupt"; non-"ok" slots hold a black image), ``face_index``,
-``n_faces``, ``det_score`` (NaN when not detected), ``p5_x0, p5_y0 ... p5_x4, p5_y4``
-(the 5 anchor points in the source image), ``has_landmarks``.
-
-CSV (not parquet): pyarrow is not a dependency; the table is small next to the images.
+The layout is :mod:`affect.store.format`'s.
 
 Datasets produce the batch dict of the project conventions: "image" uint8 [B, 3, S, S]
 (models scale with ``x.float() / 127.5 - 1`` to [-1, 1], paper Sec. IV), "va"/"va_mask",
@@ -41,10 +24,8 @@ import pandas as pd
 import torch
 
 from affect.data.manifest import AU_COLUMNS, task_mask
-
-# the on-disk format constants live with the writer, which must not import torch (spawned
-# workers start in ~1 s instead of ~5 s)
-from affect.prepare import P5_COLUMNS, STATUSES, STORE_FORMAT, STORE_VERSION, shard_name  # noqa: F401
+from affect.errors import InputFileError, MissingInputError
+from affect.store.format import HEADER_FILE, STORE_FORMAT, read_json, shard_name
 
 log = logging.getLogger(__name__)
 
@@ -111,21 +92,24 @@ class Store:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        head = self.path / "store.json"
+        head = self.path / HEADER_FILE
         if not head.is_file():
-            raise FileNotFoundError(
+            raise MissingInputError(
                 f"{str(self.path)!r} is not a complete affect store (no store.json); "
                 "run or resume `affect prepare` to finish it"
             )
-        self.header = json.loads(head.read_text())
+        self.header = read_json(head, "store header")
         if self.header.get("format") != STORE_FORMAT:
-            raise ValueError(f"{head} is not an {STORE_FORMAT} header: format={self.header.get('format')!r}")
+            raise InputFileError(f"{head} is not an {STORE_FORMAT} header: format={self.header.get('format')!r}")
         self.manifest = pd.read_csv(self.path / "labels.csv", keep_default_na=False, na_values=[""],
                                     dtype={"path": str, "subject": str, "video": str, "corpus": str})
         for col in ("subject", "video"):
             self.manifest[col] = self.manifest[col].fillna("").astype(str)
         self.report = json.loads((self.path / "report.json").read_text())
         shards = self.header["shards"]
+        for k, s in enumerate(shards):  # the header names only the store's own shard files
+            if s.get("name") != shard_name(k):
+                raise InputFileError(f"{head}: shard {k} is named {s.get('name')!r}, not {shard_name(k)!r}")
         counts = [s["n"] for s in shards]
         sdir = self.path / "shards"
         size = int(self.header["image_size"])
