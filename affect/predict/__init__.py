@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from affect.predict.datamodule import MediaDataModule
-from affect.predict.writer import MediaPredictionWriter, summary_line
+from affect.predict.summary import summary_line
+from affect.predict.writer import MediaPredictionWriter
 
 __all__ = ["CONFIG", "MediaDataModule", "MediaPredictionWriter", "run_predict", "summary_line"]
 

@@ -146,7 +146,7 @@ def test_rows_are_on_disk_before_the_run_ends(checkpoints, faces, tmp_path, monk
     pred = out / "predictions"
     done = pd.read_csv(pred / "csv" / "a.mp4.csv")
     assert done["frame"].tolist() == list(range(faces["frames"])) and done["valence"].notna().all()
-    (partial,) = (pred / "csv").glob("*b.mp4*.part")  # the input in progress: a temporary name
+    (partial,) = (pred / "csv").glob(".part-*b.mp4.csv")  # the input in progress: a temporary name
     rows = pd.read_csv(partial)
     assert 4 <= len(rows) < 10 and rows["frame"].tolist() == list(range(len(rows))) and rows["valence"].notna().all()
     assert not (pred / "summary.json").exists() and not (pred / "csv" / "b.mp4.csv").exists()
