@@ -5,7 +5,7 @@ returns a ``pandas.DataFrame`` with the rows and columns of ``predictions.csv``
 (:mod:`affect.predict.columns`). The pieces are the command's own: faces by
 :class:`~affect.predict.media.FaceExtractor` (MTCNN, 5-point alignment, IoU tracks), batches by
 :class:`~affect.predict.datamodule.MediaDataModule`, the model's ``predict_step``, the table by
-:func:`~affect.predict.writer.predictions_frame`, the figure by
+:func:`~affect.predict.writer.rows_frame`, the figure by
 :func:`~affect.predict.plots.timeline_figure`; nothing is written to disk.
 """
 
@@ -117,13 +117,12 @@ class Analyzer:
 
         An input that cannot be used (missing, empty, unreadable, too small, without a face, ...) has its
         status in :attr:`last_inputs` and is named in a warning; an argument that names no image or video
-        at all raises ``ValueError``.
+        at all raises :class:`~affect.errors.MissingInputError`.
         """
         items = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
         dm = self._datamodule([str(i) for i in items])
-        image_size = dm.configure(self.model, self.spaces)
-        dm.extract(image_size, str(self.device), self.detector)
-        return self._finish(dm)
+        dm.configure(self.model, self.spaces)
+        return self._finish(dm, lambda sink: dm.face_stream(sink, self.detector))
 
     def predict_frames(
         self,
@@ -170,9 +169,9 @@ class Analyzer:
         extractor.add_video_frames(name, pending, table, report, self._stream)
         if report.status == "ok" and report.faces == 0:
             report.status = "no_face" if report.frames else "empty"
-        table.reports.append(report)
-        dm.use_table(table)
-        return self._finish(dm, warn=False)  # every frame is a row: no_face is a live loop's normal state
+        dm.local_inputs = [name]
+        source = _Pieces(table, report)  # one piece: the stream batches it as it does a file's
+        return self._finish(dm, lambda sink: dm.face_stream(sink, source=source), warn=False)  # no_face: a live loop's normal state
 
     def reset(self) -> None:
         """Forget the frame stream of ``predict_frames(..., keep_tracks=True)``."""
@@ -195,32 +194,67 @@ class Analyzer:
 
         return MediaDataModule(inputs, device=str(self.device), progress=self.progress, **self.options)
 
-    def _finish(self, dm, warn: bool = True) -> pd.DataFrame:
-        """The model on the datamodule's batches -> the output table; the inputs' reports kept and
-        (``warn``) the bad ones named in a warning."""
+    def _finish(self, dm, make_stream, warn: bool = True) -> pd.DataFrame:
+        """The model on the face stream's batches (``make_stream(sink)``: the datamodule's
+        :class:`~affect.predict.stream.FaceStream`) -> the output table (the writer's
+        :func:`~affect.predict.writer.rows_frame`); the inputs' reports kept and (``warn``) the bad
+        ones named in a warning."""
         from lightning.fabric.utilities.apply_func import move_data_to_device
 
-        from affect.predict.columns import META_COLUMNS, output_columns, prediction_columns
-        from affect.predict.writer import collect_predictions, predictions_frame
+        from affect.predict.writer import output_layout, rows_frame
 
-        parts: dict[str, list[np.ndarray]] = {}
+        sink = _Rows()
+        stream = make_stream(sink)
+        size = int(dm.spaces["image_size"])
+        sink.layout = output_layout(self.model, dm.spaces, stream.example_batch(size, dm.audio_size))
         with torch.inference_mode():
-            for i, batch in enumerate(dm.predict_dataloader()):
-                batch = move_data_to_device(batch, self.device)
-                collect_predictions(parts, self.model.predict_step(batch, i), batch)
-        frame = predictions_frame(dm.table.rows, dm.spaces, parts) if dm.table.rows else pd.DataFrame(
-            columns=list(META_COLUMNS))  # fmt: skip
-        # the model's columns on every call (a call without a face too: a live loop's frames concatenate)
-        missing = [c for c in prediction_columns(dm.spaces) if c not in frame.columns]
-        if missing:
-            fill = {c: "" if c in ("expression", "compound") else np.nan for c in missing}
-            frame = frame.assign(**fill)[output_columns([*frame.columns, *missing])]
-        self.last_inputs = pd.DataFrame([vars(r) for r in dm.table.reports])
-        bad = [f"{Path(r.input).name}: {r.status}" for r in dm.table.reports if r.status != "ok"]
+            for i, batch in enumerate(stream):
+                rows = batch["row"]
+                stream.receive(rows, self.model.predict_step(move_data_to_device(batch, self.device), i))
+        stream.release()
+        frame = pd.concat(sink.frames, ignore_index=True) if sink.frames else rows_frame([], [], sink.layout)[0]
+        self.last_inputs = pd.DataFrame([vars(r) for r in sink.reports])
+        bad = [f"{Path(r.input).name}: {r.status}" for r in sink.reports if r.status != "ok"]
         if bad and warn:
-            warnings.warn(f"affect: {len(bad)} of {len(dm.table.reports)} inputs not ok ({'; '.join(bad)}); "
+            warnings.warn(f"affect: {len(bad)} of {len(sink.reports)} inputs not ok ({'; '.join(bad)}); "
                           "see Analyzer.last_inputs", stacklevel=3)  # fmt: skip
         return frame
+
+
+class _Rows:
+    """The face stream's sink in memory: each input's rows in the output columns, its report marked
+    for non-finite outputs as :class:`~affect.predict.writer.MediaPredictionWriter` does."""
+
+    def __init__(self) -> None:
+        self.layout: list = []
+        self.frames: list[pd.DataFrame] = []
+        self.reports: list = []
+        self.columns: list[str] | None = None
+        self._bad = 0
+
+    def write_rows(self, rows: list[dict], preds: list, crops: list) -> None:
+        from affect.predict.writer import rows_frame
+
+        frame, bad = rows_frame(rows, preds, self.layout, self.columns)
+        self.columns, self._bad = list(frame.columns), self._bad + bad
+        self.frames.append(frame)
+
+    def finish_input(self, report) -> None:
+        from affect.predict.writer import mark_non_finite
+
+        mark_non_finite(report, self._bad)
+        self._bad = 0
+        self.reports.append(report)
+
+
+class _Pieces:
+    """Frames already made into rows (:meth:`Analyzer.predict_frames`) as a face source of the stream."""
+
+    def __init__(self, table, report) -> None:
+        self.table, self.report = table, report
+
+    def stream(self, inputs, progress=None):
+        yield self.table, self.report
 
 
 def resolve_device(device: str | torch.device) -> torch.device:

@@ -229,12 +229,13 @@ def _help_epilog() -> str:
     return "\n".join(lines)
 
 
-def build_cli(args: Sequence[str] | None = None, overwrite: bool = False) -> LightningCLI:
+def build_cli(args: Sequence[str] | None = None) -> LightningCLI:
     """The ``AffectCLI`` behind ``affect fit | validate | test | predict``; runs ``args``.
 
     Returned so that Python callers (``affect.demo``) can read ``cli.trainer`` after the run.
     ``--config`` values may be shipped configs' names (:func:`affect.configs.resolve_config_args`).
-    ``overwrite``: the run may replace the ``config.yaml`` an earlier run saved in its folder.
+    A predict run replaces an earlier run's ``config.yaml`` with the writer's ``overwrite``
+    (:meth:`affect.predict.writer.MediaPredictionWriter.prepare_folder`).
     """
     register_classes()
     return AffectCLI(
@@ -242,7 +243,6 @@ def build_cli(args: Sequence[str] | None = None, overwrite: bool = False) -> Lig
         LightningDataModule,
         subclass_mode_model=True,
         subclass_mode_data=True,
-        save_config_kwargs={"overwrite": overwrite},
         parser_kwargs={"prog": "affect", "description": DESCRIPTION, "epilog": _help_epilog()},
         args=None if args is None else resolve_config_args(list(args)),
     )

@@ -135,5 +135,104 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------- --memory
+# ``python benchmarks/bench_predict.py --memory [--minutes 1 10] [--video PATH] [--detect-every 1]``: peak
+# resident memory of ``affect predict`` (a fresh process per video, the CLI's default outputs) on videos
+# of each length made by looping the real clip (its packets copied, not re-encoded); rows and crops are
+# streamed to disk as they are predicted, so the peak should not grow with the video's length.
+
+
+def loop_video(src: Path, dest: Path, seconds: float) -> int:
+    """``src``'s video stream repeated (packets copied, timestamps shifted) to at least ``seconds``;
+    returns the frame count."""
+    import av
+
+    frames = 0
+    with av.open(str(dest), "w") as out:
+        offset = 0
+        stream = None
+        while True:
+            with av.open(str(src)) as inp:
+                s_in = inp.streams.video[0]
+                if stream is None:
+                    stream = out.add_stream_from_template(s_in)
+                    rate = float(s_in.average_rate)
+                span = 0
+                for packet in inp.demux(s_in):
+                    if packet.dts is None:
+                        continue
+                    span = max(span, packet.pts + (packet.duration or 0))
+                    packet.pts += offset
+                    packet.dts += offset
+                    packet.stream = stream
+                    out.mux(packet)
+                    frames += 1
+                offset += span
+            if frames >= seconds * rate:
+                return frames
+
+
+def memory_child(argv: list[str]) -> int:
+    """In a fresh process: ``affect predict`` on one video; prints peak RSS and CPU seconds as JSON."""
+    import json
+    import resource
+
+    video, ckpt, out, every = argv
+    torch.set_num_threads(1)
+    summary = run_predict(Path(ckpt), Path(video), Path(out), [
+        "--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false", "--data.init_args.progress", "false",
+        "--data.init_args.detect_every", every])  # fmt: skip
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(json.dumps({"peak_rss_mb": usage.ru_maxrss / 1024, "cpu_s": usage.ru_utime + usage.ru_stime,
+                      "frames": summary["frames"], "faces": summary["faces"]}))  # fmt: skip
+    return 0
+
+
+def memory_main(argv: list[str]) -> int:
+    import json
+    import subprocess
+
+    p = argparse.ArgumentParser(description="peak RSS of affect predict on looped videos of growing length")
+    p.add_argument("--memory", action="store_true")
+    p.add_argument("--video", type=Path, default=DEFAULT_VIDEO)
+    p.add_argument("--minutes", type=float, nargs="+", default=[1.0, 10.0])
+    p.add_argument("--detect-every", type=int, default=1, help="MTCNN every k-th frame (rows and crops: every frame)")
+    p.add_argument("--ckpt", type=Path, default=None)
+    args = p.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        src = args.video
+        if not src.is_file():  # a generated clip when the real one is absent
+            from affect.data.synthetic import face_sequence
+
+            frames, _, _ = face_sequence(np.random.default_rng(0), 90, size=256, fps=30)
+            src = write_video(tmp / "generated.mp4", np.asarray(frames), fps=30)
+        ckpt = args.ckpt or default_checkpoint(tmp)
+        print(f"video: {src.name}; model: {ckpt.name}; detect_every {args.detect_every}; "
+              f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
+        results = []
+        for minutes in args.minutes:
+            video = tmp / f"looped_{minutes:g}min.mp4"
+            n = loop_video(src, video, minutes * 60)
+            child = subprocess.run([sys.executable, __file__, "--memory-child", str(video), str(ckpt),
+                                    str(tmp / f"out_{minutes:g}"), str(args.detect_every)],
+                                   capture_output=True, text=True)  # fmt: skip
+            if child.returncode:
+                print(child.stderr[-3000:])
+                return child.returncode
+            r = json.loads(child.stdout.strip().splitlines()[-1])
+            results.append(r["peak_rss_mb"])
+            print(f"{minutes:5g} min ({n} frames, {r['faces']} faces): peak RSS {r['peak_rss_mb']:7.0f} MB, "
+                  f"CPU {r['cpu_s']:7.0f} s", flush=True)  # fmt: skip
+            video.unlink()
+        if len(results) > 1:
+            growth = results[-1] / results[0] - 1
+            print(f"peak RSS {args.minutes[-1]:g} min vs {args.minutes[0]:g} min: {growth:+.1%} "
+                  f"(goal: within 10 %, under 2048 MB: {'met' if abs(growth) <= 0.1 and max(results) < 2048 else 'NOT met'})")
+    return 0
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    if sys.argv[1:2] == ["--memory-child"]:
+        sys.exit(memory_child(sys.argv[2:]))
+    sys.exit(memory_main(sys.argv[1:]) if "--memory" in sys.argv[1:] else main())

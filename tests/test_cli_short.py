@@ -88,18 +88,33 @@ def test_short_options_map_to_lightning_keys():
 
 
 def test_overwrite_removes_only_an_earlier_predict_run(tmp_path):
+    from types import SimpleNamespace
+
+    from affect.predict.writer import MediaPredictionWriter
+
+    def prepare_folder(out, overwrite):  # the writer's rule, which --overwrite maps onto
+        writer = MediaPredictionWriter(overwrite=overwrite)
+        writer.out = out
+        trainer = SimpleNamespace(callbacks=[], log_dir=None, default_root_dir=str(out), is_global_zero=True,
+                                  strategy=SimpleNamespace(barrier=lambda name: None))  # fmt: skip
+        writer.prepare_folder(trainer)
+
     mine = tmp_path / "mine"
     (mine / "plots").mkdir(parents=True)
     (mine / "plots" / "holiday.png").write_bytes(b"x")
     with pytest.raises(ConfigError, match="already holds files; pass --overwrite"):
         prepare_output(mine, overwrite=False)
-    prepare_output(mine, overwrite=True)  # not an affect predict folder (no summary.json): nothing removed
+    prepare_output(mine, overwrite=True)
+    prepare_folder(mine, overwrite=True)  # not an affect predict folder (no summary.json): nothing removed
     assert (mine / "plots" / "holiday.png").is_file()
     earlier = tmp_path / "earlier"
     for name in ("csv/a.png.csv", "plots/contact_sheet.png", "summary.json", "predictions.csv", "notes.txt"):
         (earlier / name).parent.mkdir(parents=True, exist_ok=True)
         (earlier / name).write_text("x")
+    with pytest.raises(ConfigError, match="pass --overwrite"):
+        prepare_folder(earlier, overwrite=False)
     prepare_output(earlier, overwrite=True)
+    prepare_folder(earlier, overwrite=True)
     assert sorted(p.name for p in earlier.iterdir()) == ["notes.txt"]
     prepare_output(tmp_path / "new", overwrite=False)  # absent or empty: fine
     assert not (tmp_path / "new").exists()

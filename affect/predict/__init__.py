@@ -24,7 +24,8 @@ from pathlib import Path
 
 from affect.configs import config_path
 from affect.predict.datamodule import MediaDataModule
-from affect.predict.writer import MediaPredictionWriter, summary_line
+from affect.predict.summary import summary_line
+from affect.predict.writer import MediaPredictionWriter
 
 __all__ = ["CONFIG", "MediaDataModule", "MediaPredictionWriter", "run_predict", "summary_line"]
 
@@ -43,7 +44,8 @@ def run_predict(
     --trainer.default_root_dir out_dir`` in-process; returns the summary (also in
     ``<out_dir>/predictions/summary.json``, or where ``extra_args`` point the writer). ``extra_args`` are
     further CLI overrides, e.g. ``["--trainer.accelerator", "cpu", "--data.init_args.progress", "false"]``;
-    ``overwrite`` lets the run replace the ``config.yaml`` of an earlier run in ``out_dir``.
+    ``overwrite``: the writer's ``overwrite`` (``--trainer.callbacks.init_args.overwrite true``): an
+    earlier run's outputs in the folder are replaced, not refused.
 
     ``ckpt=None``: the default model (:func:`affect.models.default.default_checkpoint`, written to a
     temporary checkpoint file for the run); :class:`~affect.errors.DefaultModelError` when none is installed.
@@ -61,7 +63,9 @@ def run_predict(
                   file=sys.stderr)  # fmt: skip
         args = ["predict", "--config", str(CONFIG), "--ckpt_path", str(ckpt), "--data.init_args.inputs",
                 _json_list(items), "--trainer.default_root_dir", str(out_dir), *extra_args]  # fmt: skip
-        cli = build_cli(args, overwrite=overwrite)
+        if overwrite:
+            args += ["--trainer.callbacks.init_args.overwrite", "true"]
+        cli = build_cli(args)
     writers = [cb for cb in cli.trainer.callbacks if isinstance(cb, MediaPredictionWriter)]
     if not writers or writers[0].summary is None:
         raise RuntimeError("affect predict ran without a MediaPredictionWriter summary (check the config's callbacks)")

@@ -6,8 +6,8 @@ with the package (:mod:`affect.models.default`) analyses the inputs; when none i
 one-line error (never an untrained network). The files land directly in ``OUT`` (default
 ``affect_out/<first input's name>``): ``predictions.csv``, ``csv/``, ``inputs.csv``, ``summary.json``,
 ``plots/``, ``config.yaml``. A folder that already holds files is refused unless ``--overwrite``,
-which first removes the files of an earlier ``affect predict`` there (only those it writes, and only
-in a folder that its ``summary.json`` marks as one).
+the writer's ``overwrite`` (:meth:`affect.predict.writer.MediaPredictionWriter.prepare_folder`: it
+removes the files of an earlier ``affect predict`` there, only in a folder that run marks as one).
 
 Options not listed in ``--help`` that spell LightningCLI keys (``--data.init_args.min_face_size 40``,
 ``--trainer.precision bf16-mixed``, ``--model.init_args.test_time_flip true``) are passed through.
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,8 +30,6 @@ __all__ = ["build_parser", "is_short_form", "lightning_args", "main", "output_fo
 
 #: Option prefixes handed to LightningCLI unchanged.
 PASS_THROUGH = ("--data.", "--trainer.", "--model.", "--seed_everything")
-#: What an earlier ``affect predict`` wrote into its output folder (removed by ``--overwrite``).
-OUTPUTS = ("predictions.csv", "inputs.csv", "summary.json", "config.yaml", "csv", "plots", "videos")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -128,25 +125,15 @@ def split_pass_through(args: Sequence[str]) -> tuple[list[str], list[str]]:
 
 
 def prepare_output(out: Path, overwrite: bool) -> None:
-    """Refuse a folder that holds files unless ``overwrite``; with it, remove the outputs of an earlier
-    ``affect predict`` (:data:`OUTPUTS`, only when its ``summary.json`` marks the folder as one)."""
+    """Refuse ``-o`` naming a folder that holds files unless ``overwrite`` (the writer then removes an
+    earlier run's outputs there), or naming something that is not a folder."""
     if os.environ.get("LOCAL_RANK", "0") != "0":  # a DDP worker: the launching process checked
         return
     if out.exists() and not out.is_dir():
         raise ConfigError(f"-o {out}: exists and is not a folder; name a folder")
-    if not (out.is_dir() and any(out.iterdir())):
-        return
-    if not overwrite:
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise ConfigError(f"-o {out}: the folder already holds files; pass --overwrite to replace an earlier "
                           "affect predict there, or name another folder with -o")  # fmt: skip
-    if not (out / "summary.json").is_file():
-        return
-    for name in OUTPUTS:
-        target = out / name
-        if target.is_dir() and not target.is_symlink():
-            shutil.rmtree(target)
-        elif target.exists() or target.is_symlink():
-            target.unlink()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,47 +2,43 @@
 
 ``affect predict --config experiments/predict/media.yaml --ckpt_path <ckpt> --data.init_args.inputs <file|folder|glob>``
 
-In ``setup("predict")`` the inputs go through :class:`affect.predict.media.FaceExtractor` (MTCNN on
-the model's device, 5-point alignment, IoU tracks; a progress bar over frames), which gives one row
-per face and frame (and one per frame without a face) and the aligned crops. What the model takes
-comes from the module's declaration (``input_spec``: :class:`affect.models.batching.InputSpec`,
-frames or sequences, image and spectrogram sides; ``image_size`` here for a module without one), its
-label spaces from the checkpoint's ``"affect"`` entry, handed over by the CLI that read and checked
-the checkpoint once (:meth:`MediaDataModule.use_checkpoint`, :mod:`affect.models.checkpoint`).
-
-Batches: frame models get ``image`` uint8 ``[N, 3, S, S]``, ``landmarks`` ``[N, 68, 2]`` (zeros,
-``landmarks_mask`` False: MTCNN gives 5 points, not 68) and ``row`` ``[N]`` (the face's row in
-:attr:`MediaDataModule.table`, read back by :class:`affect.predict.writer.MediaPredictionWriter`
-from the batch). Sequence models (``input_spec.sequence``) get each track cut into
-windows of ``sequence_length`` consecutive faces: ``image`` ``[B, T, 3, S, S]``, ``frame_mask``
-``[B, T]`` (False on padding), ``row`` ``[B, T]`` (-1 on padding); a still image's face is a
-one-frame sequence. Models that read ``batch["audio"]`` (``input_spec.audio_size``) also get ``audio`` uint8
-``[B, T, 1, A, A]``, each face's frame's spectrogram image (:mod:`affect.predict.audio`).
+The inputs are listed when the datamodule is made (:func:`affect.predict.media.expand_inputs`: each
+real file once). ``setup("predict")`` reads what the model takes from its declaration (``input_spec``:
+:class:`affect.models.batching.InputSpec`, frames or sequences, image and spectrogram sides;
+``image_size`` here for a module without one) and its label spaces from the checkpoint's ``"affect"``
+entry, handed over by the CLI that read and checked the checkpoint once
+(:meth:`MediaDataModule.use_checkpoint`, :mod:`affect.models.checkpoint`). The prediction dataloader
+is a :class:`~affect.predict.stream.FaceStream`: faces are extracted input by input as the model
+consumes them (:class:`affect.predict.media.FaceExtractor`: MTCNN on the model's device, 5-point
+alignment, IoU tracks; a progress bar over frames) — one row per face and frame (and one per frame
+without a face) — batched for frame models (``image`` uint8 ``[N, 3, S, S]``) or, for sequence models
+(AffWildNet, CNN-RNNs, MT-VGG-GRU), as windows of ``sequence_length`` consecutive faces of a track
+(``[B, T, 3, S, S]``, ``frame_mask``, ``row`` -1 on padding; a still image's face is a one-frame
+sequence); A/V models also get each face's frame's spectrogram image (:mod:`affect.predict.audio`).
+:class:`~affect.predict.writer.MediaPredictionWriter` passes the outputs back by ``row`` and writes
+the rows as they are done, so memory is bounded by ``stream_rows`` rows, not by the inputs' length.
 
 Several processes (``--trainer.devices N --trainer.strategy ddp``): each process takes whole inputs
 (:func:`shard_inputs`, so a video's tracks stay in one process) and runs detection and the model on
-them; :class:`~affect.predict.writer.MediaPredictionWriter` gathers the rows on rank 0, which writes
-the same outputs as one process.
+them; each writes its inputs' CSVs, rank 0 the combined files (see the writer).
 """
 
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Mapping
 
 import lightning as L
 import numpy as np
-import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader
 
 from affect.errors import ConfigError, MissingInputError
-from affect.face import FaceDetector
 from affect.io import MAX_FRAME_PIXELS, MAX_IMAGE_PIXELS
 from affect.models.batching import InputSpec
 from affect.models.checkpoint import CheckpointRecord
 from affect.predict.audio import MISSING_AUDIO
-from affect.predict.media import FaceExtractor, FaceOptions, FaceTable, expand_inputs
+from affect.predict.media import FaceExtractor, FaceOptions, expand_inputs
+from affect.predict.stream import FaceStream
 
 __all__ = ["MediaDataModule", "input_spec", "model_spaces", "shard_inputs"]
 
@@ -77,66 +73,6 @@ def input_spec(module: object, image_size: int) -> InputSpec:
     declares nothing (a LightningModule of the user's own with a ``[B, 3, S, S]`` ``predict_step``)."""
     spec = getattr(module, "input_spec", None) if module is not None else None
     return spec if isinstance(spec, InputSpec) else InputSpec(int(image_size))
-
-
-class _Faces(Dataset):
-    """One item per face row."""
-
-    def __init__(
-        self, crops: np.ndarray, rows: np.ndarray, crop_of: np.ndarray,
-        audio: np.ndarray | None = None, spec_of: np.ndarray | None = None,
-    ) -> None:  # fmt: skip
-        self.crops, self.rows, self.crop_of, self.audio, self.spec_of = crops, rows, crop_of, audio, spec_of
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitem__(self, i: int) -> dict:
-        return _item(self.crops, [int(self.rows[i])], self.crop_of, self.audio, self.spec_of)
-
-
-def _item(
-    crops: np.ndarray, rows: list[int], crop_of: np.ndarray, audio: np.ndarray | None = None,
-    spec_of: np.ndarray | None = None,
-) -> dict:  # fmt: skip
-    """Batch keys for one face (``len(rows) == 1``: no time axis) or a window of faces; ``audio`` uint8
-    ``[1, H, W]`` spectrogram images per face when ``audio`` is given (A/V models)."""
-    image = torch.from_numpy(np.ascontiguousarray(crops[crop_of[rows]])).permute(0, 3, 1, 2)
-    n = len(rows)
-    item = {
-        "image": image[0] if n == 1 else image,
-        "landmarks": torch.zeros((NUM_LANDMARKS, 2) if n == 1 else (n, NUM_LANDMARKS, 2)),
-        "landmarks_mask": torch.zeros(() if n == 1 else (n,), dtype=torch.bool),
-        "row": torch.tensor(rows[0] if n == 1 else rows, dtype=torch.int64),
-    }
-    if audio is not None and spec_of is not None:
-        spec = torch.from_numpy(np.ascontiguousarray(audio[spec_of[rows]]))
-        item["audio"] = spec[0] if n == 1 else spec
-    return item
-
-
-class _Windows(Dataset):
-    """Track windows of ``length`` faces, padded by repeating the last face (masked)."""
-
-    def __init__(
-        self, crops: np.ndarray, windows: list[list[int]], length: int, crop_of: np.ndarray,
-        audio: np.ndarray | None = None, spec_of: np.ndarray | None = None,
-    ) -> None:  # fmt: skip
-        self.crops, self.windows, self.length, self.crop_of = crops, windows, length, crop_of
-        self.audio, self.spec_of = audio, spec_of
-
-    def __len__(self) -> int:
-        return len(self.windows)
-
-    def __getitem__(self, i: int) -> dict:
-        rows = self.windows[i]
-        pad = self.length - len(rows)
-        item = _item(self.crops, rows + [rows[-1]] * pad, self.crop_of, self.audio, self.spec_of)
-        if self.length == 1:  # keep the time axis
-            item = {k: v.unsqueeze(0) for k, v in item.items()}
-        item["row"] = torch.tensor(rows + [-1] * pad, dtype=torch.int64)
-        item["frame_mask"] = torch.arange(self.length) < len(rows)
-        return item
 
 
 def track_windows(rows: list[Mapping], length: int, usable: np.ndarray | None = None) -> list[list[int]]:
@@ -188,7 +124,7 @@ def check_options(**options) -> None:
     value = options["audio_context_s"]
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
         raise bad("audio_context_s", "a number of seconds > 0")
-    for key in ("frame_stride", "detect_every", "batch_size", "detect_batch_size", "detect_max_side"):
+    for key in ("frame_stride", "detect_every", "batch_size", "detect_batch_size", "detect_max_side", "stream_rows"):
         value = options[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise bad(key, "an integer >= 1")
@@ -202,7 +138,7 @@ class MediaDataModule(L.LightningDataModule):
 
     Args:
         inputs: files, folders (recursive) or globs; images and videos may be mixed (``None``: no
-            files, the faces come through :meth:`use_table`, as for frames already in memory).
+            files, as for frames already in memory: :meth:`face_stream` with a ``source``).
         select: faces kept per frame: ``"all"``, ``"largest"`` or ``"central"``.
         frame_stride: keep every k-th video frame.
         detect_every: run MTCNN on every k-th kept frame; the tracked faces' boxes and 5 points are
@@ -227,6 +163,10 @@ class MediaDataModule(L.LightningDataModule):
             ``affect prepare --audio`` store the A/V model was trained on (0.3 there by default).
         device: detection device (``None``: the model's).
         progress: show a progress bar over frames.
+        num_workers: kept for older configs; faces are extracted in the main process, as the model
+            consumes them (the writer takes their rows back from the stream).
+        stream_rows: rows (faces and frames without one) that may wait for the model before the
+            pending partial batch is sent anyway; bounds memory (crops of 96 px: ~28 KB each).
     """
 
     def __init__(
@@ -251,12 +191,13 @@ class MediaDataModule(L.LightningDataModule):
         device: str | None = None,
         progress: bool = True,
         num_workers: int = 0,
+        stream_rows: int = 4096,
     ) -> None:
         super().__init__()
         check_options(select=select, missing_audio=missing_audio, audio_context_s=audio_context_s,
                       frame_stride=frame_stride, detect_every=detect_every, batch_size=batch_size,
                       detect_batch_size=detect_batch_size, detect_max_side=detect_max_side,
-                      sequence_length=sequence_length)  # fmt: skip
+                      sequence_length=sequence_length, stream_rows=stream_rows)  # fmt: skip
         if min(max_image_pixels, max_frame_pixels) < 1:
             raise ConfigError(
                 "data.init_args.max_image_pixels and max_frame_pixels must be >= 1; "
@@ -277,15 +218,17 @@ class MediaDataModule(L.LightningDataModule):
         self.iou_threshold, self.max_gap = iou_threshold, max_gap
         self.image_size, self.device, self.progress, self.num_workers = image_size, device, progress, num_workers
         self.missing_audio, self.audio_context_s = missing_audio, audio_context_s
-        self.table: FaceTable | None = None
         #: the checked checkpoint the CLI read (:meth:`use_checkpoint`)
         self.checkpoint: CheckpointRecord | None = None
+        self.stream_rows = stream_rows
         self.spaces: dict = {}
-        self.crops: np.ndarray | None = None
-        self.audio: np.ndarray | None = None
         self.window_length = 0
         self.audio_size = 0
-        self.extract_seconds = float("nan")
+        self.prepared = False
+        self.detect_device = device or "cpu"
+        #: where the stream hands its rows (the MediaPredictionWriter sets itself here)
+        self.sink = None
+        self.stream: FaceStream | None = None
         #: this process's inputs (all of them on one device; a shard of whole inputs with several)
         self.local_inputs: list[str] = list(self.inputs)
         self.world_size = 1
@@ -309,7 +252,7 @@ class MediaDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if stage not in (None, "predict"):
             raise ValueError(f"MediaDataModule only predicts (affect predict); got stage {stage!r}")
-        if self.table is not None:
+        if self.prepared:
             return
         trainer = getattr(self, "trainer", None)
         module = trainer.lightning_module if trainer is not None else None
@@ -318,8 +261,9 @@ class MediaDataModule(L.LightningDataModule):
         self.world_size = int(trainer.world_size) if trainer is not None else 1
         rank = int(trainer.global_rank) if trainer is not None else 0
         self.local_inputs = shard_inputs(self.inputs, self.world_size)[rank] if self.world_size > 1 else list(self.inputs)
-        image_size = self.configure(module, model_spaces(self.checkpoint, module))
-        self.table = self.extract(image_size, device)
+        self.configure(module, model_spaces(self.checkpoint, module))
+        self.detect_device = device
+        self.prepared = True
 
     def configure(self, module: L.LightningModule | None, spaces: Mapping) -> int:
         """Take the model's label spaces (:func:`model_spaces`) and set the crop size, the audio image
@@ -337,48 +281,38 @@ class MediaDataModule(L.LightningDataModule):
         self.window_length = int(seq)
         return image_size
 
-    def extract(self, image_size: int, device: str, detector: FaceDetector | None = None) -> FaceTable:
-        """Run the face pipeline over this process's inputs (progress bar over frames; ``detector``:
-        an MTCNN to reuse, else one is made on ``device``)."""
-        from tqdm.auto import tqdm
-
-        if detector is None:
-            detector = FaceDetector(device=device, min_face_size=self.min_face_size, batch_size=self.detect_batch_size)
-        extractor = FaceExtractor(detector, self.options(image_size, self.audio_size))
-        start = time.perf_counter()
-        with tqdm(desc="affect predict: faces", unit="frame", disable=not self.progress) as bar:
-            table = extractor.run(self.local_inputs, progress=bar.update)
-        self.extract_seconds = time.perf_counter() - start
-        return self.use_table(table)
-
-    def use_table(self, table: FaceTable) -> FaceTable:
-        """Predict on ``table`` (faces found by a :class:`FaceExtractor`): its crops (and spectrogram
-        images) become the prediction batches."""
-        size = int(self.spaces.get("image_size") or self.image_size)
-        self.crops = np.stack(table.crops) if table.crops else np.zeros((0, size, size, 3), np.uint8)
-        self._crop_of = np.array([r["crop"] for r in table.rows], np.int64)
-        if self.audio_size:
-            a = self.audio_size
-            self.audio = np.stack(table.audio) if table.audio else np.zeros((0, 1, a, a), np.uint8)
-            self._spec_of = np.array([r.get("spec", -1) for r in table.rows], np.int64)
-        self.table = table
-        return table
-
     def predict_dataloader(self) -> DataLoader:
-        if self.table is None:
+        """The :class:`~affect.predict.stream.FaceStream` over this process's inputs: faces are
+        extracted as the model consumes them (in this process: the writer takes their rows back)."""
+        if not self.prepared:
             self.setup("predict")
-        rows = self.table.rows
-        usable = self._crop_of >= 0
-        audio = spec_of = None
-        if self.audio_size:  # A/V models: only faces with their spectrogram image (see affect.predict.audio)
-            usable &= self._spec_of >= 0
-            audio, spec_of = self.audio, self._spec_of
-        if self.window_length > 0:
-            windows = track_windows(rows, self.window_length, usable)
-            dataset: Dataset = _Windows(self.crops, windows, self.window_length, self._crop_of, audio, spec_of)
-        else:
-            dataset = _Faces(self.crops, np.flatnonzero(usable), self._crop_of, audio, spec_of)
-        # several processes: this one's dataset is its shard already; a DistributedSampler of one
-        # replica keeps Lightning from splitting it again (it only injects one where none is)
-        sampler = DistributedSampler(dataset, num_replicas=1, rank=0, shuffle=False) if self.world_size > 1 else None
-        return DataLoader(dataset, batch_size=self.batch_size, shuffle=False, sampler=sampler, num_workers=self.num_workers)
+        if self.sink is None:
+            raise ConfigError(
+                "MediaDataModule needs a MediaPredictionWriter callback to take its rows (experiments/predict/media.yaml "
+                "has one under trainer.callbacks)"
+            )
+        self.stream = self.face_stream(self.sink)
+        return DataLoader(self.stream, batch_size=None, num_workers=0)
+
+    def face_stream(self, sink, detector=None, source=None) -> FaceStream:
+        """A :class:`~affect.predict.stream.FaceStream` of this process's inputs into ``sink`` (after
+        :meth:`configure`); ``detector``: an MTCNN to reuse (else one is made on the detection device);
+        ``source``: what makes the faces (:meth:`FaceExtractor.stream`'s signature; default a
+        :class:`FaceExtractor` with this module's options)."""
+        if source is None:
+            from affect.face import FaceDetector
+
+            if detector is None:
+                detector = FaceDetector(device=self.detect_device, min_face_size=self.min_face_size,
+                                        batch_size=self.detect_batch_size)  # fmt: skip
+            source = FaceExtractor(detector, self.options(int(self.spaces["image_size"]), self.audio_size))
+        return FaceStream(
+            source, self.local_inputs, sink, batch_size=self.batch_size, window_length=self.window_length,
+            audio=self.audio_size > 0, max_pending=self.stream_rows, max_gap_frames=self.max_gap * self.frame_stride,
+            progress=self.progress,
+        )  # fmt: skip
+
+    @property
+    def extract_seconds(self) -> float:
+        """Seconds this process spent on faces (decode, detect, align, track)."""
+        return self.stream.extract_seconds if self.stream is not None else float("nan")

@@ -29,8 +29,6 @@ what running on arbitrary media needs:
 
 from __future__ import annotations
 
-import glob
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,7 +50,9 @@ from affect.io import (
 from affect.predict.tracks import IoUTracker
 
 #: Every status an input can end with (the summary counts each).
-STATUSES = ("ok", "no_face", "not_found", "empty", "unreadable", "truncated", "too_small", "too_large", "no_audio")
+STATUSES = (
+    "ok", "no_face", "not_found", "empty", "unreadable", "truncated", "too_small", "too_large", "no_audio", "non_finite",
+)  # fmt: skip
 #: Names of MTCNN's 5 points, in its order (affect.face.template).
 #: A video decoding to fewer than this fraction of its declared frames is reported ``truncated``.
 TRUNCATED = 0.95
@@ -60,29 +60,17 @@ POINT_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 
 
 def expand_inputs(inputs: str | list[str]) -> list[str]:
-    """Files, folders (recursive: every image / video inside, sorted) and globs -> a list of paths.
+    """Files, folders (recursive: every image / video inside, sorted) and globs -> a list of paths, each
+    real file once (:func:`affect.predict.inputs.expand_inputs`).
 
     A path that does not exist and matches no glob is kept (it becomes a ``not_found`` row).
 
     >>> expand_inputs(["/nonexistent/a.mp4"])
     ['/nonexistent/a.mp4']
     """
-    items = [inputs] if isinstance(inputs, str) else list(inputs)
-    out: list[str] = []
-    for item in items:
-        item = os.path.expandvars(os.path.expanduser(str(item)))
-        p = Path(item)
-        if p.is_dir():
-            out.extend(
-                str(f) for f in sorted(p.rglob("*")) if f.is_file() and (is_image(f) or is_video(f))
-            )
-        elif p.exists():
-            out.append(item)
-        elif any(c in item for c in "*?["):
-            out.extend(sorted(f for f in glob.glob(item, recursive=True) if Path(f).is_file()))
-        else:
-            out.append(item)
-    return list(dict.fromkeys(out))
+    from affect.predict.inputs import expand_inputs as expand
+
+    return expand(inputs, keep=lambda f: is_image(f) or is_video(f))
 
 
 @dataclass
@@ -99,11 +87,13 @@ class InputReport:
     width: int = 0
     height: int = 0
     fps: float = float("nan")
+    non_finite_faces: int = 0  # faces whose model outputs were NaN / inf (set by the writer)
 
 
 @dataclass
 class FaceTable:
-    """Rows (one per face and frame, or one per frame without a face) and the aligned crops.
+    """Rows (one per face and frame, or one per frame without a face) and the aligned crops: all of
+    them (:meth:`FaceExtractor.run`) or one piece of an input (:meth:`FaceExtractor.stream`).
 
     ``rows`` is a list of dicts with the metadata columns of :data:`affect.predict.columns.META_COLUMNS`
     plus ``crop`` (index into ``crops``, -1 for a frame without a face) and, for A/V models, ``spec``
@@ -221,22 +211,43 @@ class FaceExtractor:
 
     # ------------------------------------------------------------------ inputs
     def run(self, inputs: list[str], progress: Callable[[int], None] | None = None) -> FaceTable:
+        """Every input's rows and crops in one table (small inputs; :meth:`stream` bounds memory)."""
         table = FaceTable()
         for path in inputs:
-            report = self._run_one(path, table, progress)
+            report = InputReport(input=path, kind="unknown")
+            for _ in self._steps(path, table, report, progress, pieces=False):
+                pass
             table.reports.append(report)
         return table
 
-    def _run_one(self, path: str, table: FaceTable, progress) -> InputReport:
+    def stream(
+        self, inputs: list[str], progress: Callable[[int], None] | None = None
+    ) -> Iterator[tuple[FaceTable, InputReport | None]]:
+        """Per input, its rows and crops in pieces as they are made: ``(piece, None)`` for each
+        detection batch of a video's frames, then ``(last piece, report)`` once the input is done
+        (``piece.rows[i]["crop"]`` indexes ``piece.crops`` / ``["spec"]`` ``piece.audio``). A/V inputs
+        come in one piece (their spectrogram images need every frame's time first)."""
+        for path in inputs:
+            table = FaceTable()
+            report = InputReport(input=path, kind="unknown")
+            for _ in self._steps(path, table, report, progress, pieces=self.opts.audio_size == 0):
+                if table.rows:
+                    yield FaceTable(rows=table.rows, crops=table.crops), None
+                    table.rows, table.crops = [], []  # the video loop appends to the same table
+            yield table, report
+
+    def _steps(self, path: str, table: FaceTable, report: InputReport, progress, pieces: bool) -> Iterator[None]:
+        """Fill ``table`` with one input's rows and ``report``; with ``pieces``, yield after each
+        detection batch of a video's frames (the caller may then take the rows made so far)."""
         kind = "video" if is_video(path) else "image" if is_image(path) else "unknown"
-        report = InputReport(input=path, kind=kind)
+        report.kind = kind
         p = Path(path)
         if not p.is_file():
             report.status, report.detail = "not_found", "no such file"
-            return report
+            return
         if p.stat().st_size == 0:
             report.status, report.detail = "empty", "zero-byte file"
-            return report
+            return
         if kind == "unknown":
             kind = report.kind = "image"  # let PIL decide (unknown suffix)
         first, times = len(table.rows), []
@@ -246,7 +257,9 @@ class FaceExtractor:
                 if progress:
                     progress(1)
             else:
-                self._video(path, table, report, progress, times)
+                for _ in self._video(path, table, report, progress, times):
+                    if pieces:
+                        yield
         except MediaReadError as e:
             if report.frames:
                 report.status, report.detail = "truncated", f"{report.frames} frames read; {e}"
@@ -258,7 +271,6 @@ class FaceExtractor:
             from affect.predict.audio import attach_audio
 
             attach_audio(path, kind, np.asarray(times, np.float64), table.rows[first:], table, report, self.opts)
-        return report
 
     def _image(self, path: str, table: FaceTable, report: InputReport) -> None:
         rgb, factor, detail = _read_image(path, self.opts.max_image_pixels, self.opts.detect_max_side)
@@ -282,7 +294,8 @@ class FaceExtractor:
             faces = sorted(faces, key=lambda f: -f.area)
         self._emit(path, "image", 0, float("nan"), rgb, faces, list(range(len(faces))), False, table, report, factor)
 
-    def _video(self, path: str, table: FaceTable, report: InputReport, progress, times: list[float]) -> None:
+    def _video(self, path: str, table: FaceTable, report: InputReport, progress, times: list[float]) -> Iterator[None]:
+        """Rows of a video's frames into ``table``; yields after each detection batch."""
         tracks = VideoTracks.start(self.opts)
         pending: list[tuple[int, float, np.ndarray]] = []
 
@@ -301,7 +314,9 @@ class FaceExtractor:
             pending.append((k, t, rgb))
             if len(pending) >= self.opts.batch_size:
                 flush()
+                yield
         flush()
+        yield
         if report.frames == 0:
             raise MediaReadError(f"video {path!r} decoded to no frames")
         declared, decoded = declared_frames(path), last + self.opts.frame_stride  # frames up to the next kept one

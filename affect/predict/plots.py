@@ -21,6 +21,15 @@ from affect.predict.columns import au_columns
 AU_ACTIVE = 0.5
 
 
+def plain(text: str) -> str:
+    r"""``text`` shown as it is: matplotlib reads ``$...$`` as math text (an unbalanced one raises).
+
+    >>> plain("price $5 and $x^$.mp4")
+    'price \\$5 and \\$x^\\$.mp4'
+    """
+    return text.replace("$", r"\$")
+
+
 def _time_axis(rows: pd.DataFrame) -> tuple[np.ndarray, str]:
     t = rows["time_s"].to_numpy(np.float64)
     if np.isfinite(t).all():
@@ -79,7 +88,7 @@ def timeline_figure(rows: pd.DataFrame, spaces: Mapping, title: str = "") -> Fig
             ax.set_ylabel("face")
     axes[-1].set_xlabel(xlabel)
     if title:
-        axes[0].set_title(title, fontsize=9)
+        axes[0].set_title(plain(title), fontsize=9)
     return fig
 
 
@@ -113,6 +122,6 @@ def contact_sheet_figure(rows: pd.DataFrame, crops: np.ndarray, spaces: Mapping,
     for ax, (_, row) in zip(axes, rows.iterrows(), strict=False):
         ax.imshow(crops[int(row["crop"])])
         name = str(row["input"]).rsplit("/", 1)[-1]
-        ax.set_title(f"{name[:22]} #{int(row['face_id'])}", fontsize=7)
+        ax.set_title(plain(f"{name[:22]} #{int(row['face_id'])}"), fontsize=7)
         ax.text(0.5, -0.04, face_caption(row, spaces), transform=ax.transAxes, ha="center", va="top", fontsize=7)
     return fig

@@ -179,10 +179,10 @@ def no_extraction(monkeypatch):
     """The face pipeline fails the test when it runs."""
     from affect.predict.datamodule import MediaDataModule
 
-    def extract(self, *args, **kwargs):
+    def face_stream(self, *args, **kwargs):
         raise AssertionError("faces were extracted before the checkpoint was checked")
 
-    monkeypatch.setattr(MediaDataModule, "extract", extract)
+    monkeypatch.setattr(MediaDataModule, "face_stream", face_stream)
 
 
 def predict(ckpt: Path, inputs: Path, out: Path, *extra: str) -> list[str]:

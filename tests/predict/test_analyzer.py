@@ -20,7 +20,7 @@ import pytest
 import torch
 
 import affect
-from affect.errors import CheckpointError, ConfigError
+from affect.errors import CheckpointError, ConfigError, MissingInputError
 from affect.labels import EXPR_CLASSES
 from affect.predict.columns import META_COLUMNS, au_columns
 
@@ -65,7 +65,7 @@ def media(tmp_path_factory) -> dict[str, Path]:
     from PIL import Image
 
     from affect.data.synthetic import face_sequence
-    from affect.data.video import write_video
+    from affect.io import write_video
 
     folder = tmp_path_factory.mktemp("analyzer_media")
     photos = folder / "photos"
@@ -188,7 +188,7 @@ def test_bad_frames_and_arguments():
     assert list(blank.columns) == columns and blank[columns[len(META_COLUMNS):]].replace("", np.nan).isna().all().all()
     with pytest.raises(ConfigError, match="not an option here"):
         affect.Analyzer(model=frame_model(), device="cpu", inputs=["x.jpg"])
-    with pytest.raises(ValueError, match="select must be"):
+    with pytest.raises(ConfigError, match="select is .biggest.; it takes"):
         affect.Analyzer(model=frame_model(), device="cpu", select="biggest")
     with pytest.raises(TypeError, match="detect_evry"):
         affect.Analyzer(model=frame_model(), device="cpu", detect_evry=2)
@@ -199,7 +199,7 @@ def test_bad_frames_and_arguments():
 def test_predict_without_any_media(tmp_path):
     analyzer = affect.Analyzer(model=frame_model(), device="cpu")
     (tmp_path / "notes.txt").write_text("no media here")
-    with pytest.raises(ValueError, match="no image or video found"):
+    with pytest.raises(MissingInputError, match="no image or video found"):
         analyzer.predict(tmp_path)
 
 

@@ -10,12 +10,15 @@ whole video independently (so the frame-stride / timestamp matching is checked t
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
 from affect.data.audio import to_uint8, video_spectrogram_frames
+from affect.errors import InputFileError
 from affect.face import iter_video_frames
 from affect.predict import run_predict
 
@@ -68,16 +71,19 @@ def test_av_model_reads_each_frames_spectrogram(av_checkpoint, av_media, tmp_pat
 
 def test_inputs_without_audio_skip_or_run_on_silence(av_checkpoint, av_media, tmp_path, crops_from_csv):
     inputs = [av_media["no_audio"], av_media["image"]]
-    # skip (default): no face can be run -> Lightning skips the loop; every output is still written
-    skipped = run_predict(av_checkpoint[0], inputs, tmp_path / "skip", NO_PROGRESS)
+    # skip (default): no face can be run; every output is still written, and as no input is ok the
+    # run ends in a one-line error
+    with pytest.raises(InputFileError, match="no input could be analysed .*no_audio: no_audio.mp4, face.png"):
+        run_predict(av_checkpoint[0], inputs, tmp_path / "skip", NO_PROGRESS)
+    skipped = json.loads((tmp_path / "skip" / "predictions" / "summary.json").read_text())
     assert skipped["status_counts"] == {"no_audio": 2} and skipped["faces"] == 13
     df = pd.read_csv(tmp_path / "skip" / "predictions" / "predictions.csv")
-    assert len(df) == 13 and "valence" not in df
+    assert len(df) == 13 and df["valence"].isna().all()
     assert len(pd.read_csv(tmp_path / "skip" / "predictions" / "inputs.csv")) == 2
 
-    silence = run_predict(av_checkpoint[0], inputs, tmp_path / "silence",
+    silence = run_predict(av_checkpoint[0], [*inputs, av_media["with_audio"]], tmp_path / "silence",
                           [*NO_PROGRESS, "--data.init_args.missing_audio", "silence", "--data.init_args.sequence_length", "12"])  # fmt: skip
-    assert silence["status_counts"] == {"no_audio": 2}
+    assert silence["status_counts"] == {"no_audio": 2, "ok": 1}
     assert "ran on silence for its 12 faces" in silence["bad_inputs"]["no_audio"][0]["detail"]
     df = pd.read_csv(tmp_path / "silence" / "predictions" / "predictions.csv")
     video = df[df["input"] == str(av_media["no_audio"])]

@@ -1,4 +1,4 @@
-"""Batches of the media datamodule and the writer's table, without a detector (hand-built face tables)."""
+"""The face stream's batches and the writer's rows, without a detector (hand-built face tables)."""
 
 from __future__ import annotations
 
@@ -7,44 +7,116 @@ import pytest
 import torch
 
 from affect.labels import EXPR_CLASSES
-from affect.predict.datamodule import _Faces, _Windows, input_spec, track_windows
+from affect.predict.datamodule import input_spec, track_windows
 from affect.predict.media import FaceTable, InputReport, _row
-from affect.predict.writer import MediaPredictionWriter, safe_names, summarise
+from affect.predict.stream import FaceStream
+from affect.predict.writer import MediaPredictionWriter, safe_names
 
 
-def table_of(n_frames: int, faces_per_frame: list[int]) -> FaceTable:
+def table_of(n_frames: int, faces_per_frame: list[int], name: str = "v.mp4", frame0: int = 0) -> FaceTable:
     from affect.face import Face
 
     t = FaceTable()
-    for k in range(n_frames):
-        n = faces_per_frame[k]
+    for k in range(frame0, frame0 + n_frames):
+        n = faces_per_frame[k - frame0]
         if not n:
-            t.rows.append(_row("v.mp4", "video", k, k / 10, None, -1, False, -1))
+            t.rows.append(_row(name, "video", k, k / 10, None, -1, False, -1))
         for f in range(n):
             box = np.array([10 + 40 * f, 10, 40 + 40 * f, 40], np.float32)
             face = Face(box=box, score=0.99, points=np.full((5, 2), 20 + f, np.float32))
-            t.rows.append(_row("v.mp4", "video", k, k / 10, face, f, False, len(t.crops)))
+            t.rows.append(_row(name, "video", k, k / 10, face, f, False, len(t.crops)))
             t.crops.append(np.full((8, 8, 3), len(t.crops), np.uint8))
-    t.reports.append(InputReport("v.mp4", "video", frames=n_frames, faces=len(t.crops),
-                                 frames_without_face=faces_per_frame.count(0)))  # fmt: skip
     return t
 
 
-def test_frame_and_window_items():
+class Pieces:
+    """An extractor that hands out prepared pieces: ``[(table, report or None), ...]``."""
+
+    def __init__(self, pieces):
+        self.pieces = pieces
+
+    def stream(self, inputs, progress=None):
+        yield from self.pieces
+
+
+class Sink:
+    def __init__(self):
+        self.rows, self.preds, self.finished = [], [], []
+
+    def write_rows(self, rows, preds, crops):
+        self.rows += [(r["input"], r["frame"], r["face_id"]) for r in rows]
+        self.preds += preds
+
+    def finish_input(self, report):
+        self.finished.append((report.input, len(self.rows)))
+
+
+def split(t: FaceTable, n: int) -> tuple[FaceTable, FaceTable]:
+    """The first ``n`` rows and the rest, as two pieces (crop indices per piece)."""
+    k = sum(r["crop"] >= 0 for r in t.rows[:n])
+    rest = [dict(r, crop=r["crop"] - k if r["crop"] >= 0 else -1) for r in t.rows[n:]]
+    return FaceTable(rows=t.rows[:n], crops=t.crops[:k]), FaceTable(rows=rest, crops=t.crops[k:])
+
+
+def report(name: str, t: FaceTable, frames: int) -> InputReport:
+    return InputReport(name, "video", frames=frames, faces=len(t.crops))
+
+
+def test_frame_batches_rows_out_in_order_once_predicted():
+    t = table_of(4, [1, 2, 0, 1])  # rows: 0 f0, 1 f0, 2 f1, 3 none, 4 f0
+    sink = Sink()
+    stream = FaceStream(Pieces([(t, report("v.mp4", t, 4))]), ["v.mp4"], sink, batch_size=3)
+    batches = list(stream)
+    assert [b["row"].tolist() for b in batches] == [[0, 1, 2], [4]]  # a video's last partial batch is sent at its end
+    b = batches[0]
+    assert b["image"].shape == (3, 3, 8, 8) and b["image"].dtype == torch.uint8 and b["image"][:, 0, 0, 0].tolist() == [0, 1, 2]
+    assert b["landmarks"].shape == (3, 68, 2) and not b["landmarks_mask"].any()
+    assert sink.rows == [] and stream.arrays == {}  # nothing is out before its prediction; crops left with their batch
+    stream.receive(torch.tensor([4]), {"va": torch.tensor([[0.4, -0.4]])})
+    assert sink.rows == []  # row 4 waits for rows 0-2
+    stream.receive(torch.tensor([0, 1, 2]), {"va": torch.tensor([[0.0, 0.0], [0.1, 0.1], [0.2, 0.2]])})
+    assert [r[1] for r in sink.rows] == [0, 1, 1, 2, 3] and sink.finished == [("v.mp4", 5)]
+    assert sink.preds[3] is None and sink.preds[4]["va"].tolist() == pytest.approx([0.4, -0.4])
+    assert stream.rows == {} and stream.pending == 0
+
+
+def test_windows_are_track_windows_and_close_when_a_track_ends():
+    """Windows over pieces equal ``track_windows`` over the whole table; a track the tracker has
+    ended (unseen for more than max_gap frames) is sent before its input ends."""
     t = table_of(4, [1, 2, 0, 1])
-    crops = np.stack(t.crops)
-    crop_of = np.array([r["crop"] for r in t.rows])
-    faces = _Faces(crops, np.array([i for i, r in enumerate(t.rows) if r["crop"] >= 0]), crop_of)
-    item = faces[1]
-    assert item["image"].shape == (3, 8, 8) and item["image"].dtype == torch.uint8 and int(item["image"][0, 0, 0]) == 1
-    assert int(item["row"]) == 1 and item["landmarks"].shape == (68, 2) and not item["landmarks_mask"]
-    windows = track_windows(t.rows, 2)
-    assert windows == [[0, 1], [4], [2]]  # face 0: frames 0, 1, 3; face 1: frame 1; the no-face row 3 is in none
-    ds = _Windows(crops, windows, 2, crop_of)
-    w = ds[1]
-    assert w["image"].shape == (2, 3, 8, 8) and w["row"].tolist() == [4, -1] and w["frame_mask"].tolist() == [True, False]
-    one = _Windows(crops, [[0]], 1, crop_of)[0]
-    assert one["image"].shape == (1, 3, 8, 8) and one["row"].tolist() == [0]
+    sink = Sink()
+    first, rest = split(t, 3)
+    stream = FaceStream(Pieces([(first, None), (rest, report("v.mp4", t, 4))]), ["v.mp4"], sink,
+                        batch_size=8, window_length=2)  # fmt: skip
+    windows = [w for b in stream for w in b["row"].tolist()]
+    assert sorted(sorted(i for i in w if i >= 0) for w in windows) == sorted(track_windows(t.rows, 2))
+    b = next(iter(FaceStream(Pieces([(table_of(4, [1, 2, 0, 1]), report("v.mp4", t, 4))]), ["v.mp4"], Sink(),
+                             batch_size=8, window_length=2)))  # fmt: skip
+    assert b["image"].shape == (3, 2, 3, 8, 8) and b["frame_mask"].tolist() == [[True, True], [True, False], [True, False]]
+
+    # face 1 seen at frame 0 only; with max_gap 2 its window is sent once frame 3 is in
+    early = table_of(4, [2, 1, 1, 1])
+    stream = FaceStream(Pieces([(p, None) for p in split(early, 4)]), ["v.mp4"], Sink(), batch_size=1, window_length=5, max_gap_frames=2)  # fmt: skip
+    first_batch = next(iter(stream))
+    assert first_batch["row"].tolist() == [[1, -1, -1, -1, -1]]  # face 1's window, before the input ends
+
+
+def test_writer_rows_frame_empties_non_finite_outputs(tmp_path):
+    t = table_of(3, [1, 0, 1])  # rows: 0 face, 1 no face, 2 face
+    writer = MediaPredictionWriter(plots=False)
+    writer.start(["v.mp4"], {"au_set": [4, 12]}, None)
+    writer.layout = [("va", ["valence", "arousal"], None, []), ("expr", list(EXPR_CLASSES), "expression", list(EXPR_CLASSES)),
+                     ("au", ["AU04", "AU12"], None, [])]  # fmt: skip
+    expr = torch.softmax(torch.arange(14.0).reshape(2, 7), -1).numpy()
+    preds = [{"va": np.array([0.5, -0.5]), "expr": expr[0], "au": np.array([0.7, 0.7])}, None,
+             {"va": np.array([np.nan, 0.2]), "expr": np.full(7, np.nan), "au": np.array([0.1, np.inf])}]  # fmt: skip
+    df, bad = writer.rows_frame(t.rows, preds)
+    assert bad == 1
+    np.testing.assert_allclose(df[["valence", "arousal"]].to_numpy(float), [[0.5, -0.5], [np.nan, np.nan], [np.nan, np.nan]])
+    np.testing.assert_allclose(df.loc[0, list(EXPR_CLASSES)].to_numpy(float), expr[0], rtol=1e-6)
+    assert df["expression"].tolist() == ["Surprise", "", ""]  # never the argmax of NaN
+    assert df.loc[[1, 2], ["AU04", "AU12"]].isna().all().all() and df.loc[0, "AU12"] == pytest.approx(0.7)
+    assert "crop" not in df and df["face_detected"].tolist() == [1, 0, 1]
 
 
 def test_modules_declare_what_predict_feeds_them():
@@ -67,45 +139,25 @@ def test_modules_declare_what_predict_feeds_them():
     assert input_spec(object(), 48) == InputSpec(48)  # a module that declares nothing: frames of the data's side
 
 
-def test_writer_scatters_sequence_predictions_by_row(tmp_path):
-    t = table_of(3, [1, 0, 1])  # rows: 0 face, 1 no face, 2 face
-    writer = MediaPredictionWriter(plots=False)
-    writer.on_predict_start(None, None)
-    va = torch.tensor([[[0.5, -0.5], [0.1, 0.2], [9.0, 9.0]]])  # [B=1, T=3, 2]; the last step is padding
-    expr = torch.softmax(torch.arange(21.0).reshape(1, 3, 7), -1)
-    au = torch.full((1, 3, 2), 0.7)
-    batch = {"row": torch.tensor([[0, 2, -1]])}
-    writer.write_on_batch_end(None, None, {"va": va, "expr": expr, "au": au}, None, batch, 0)
-    df = writer.predictions_frame(t, {"au_set": [4, 12]})
-    np.testing.assert_allclose(df[["valence", "arousal"]].to_numpy(), [[0.5, -0.5], [np.nan, np.nan], [0.1, 0.2]])
-    np.testing.assert_allclose(df.loc[2, list(EXPR_CLASSES)].to_numpy(float), expr[0, 1].numpy(), rtol=1e-6)
-    assert df["expression"].tolist() == ["Surprise", "", "Surprise"]
-    assert df.loc[1, ["AU04", "AU12"]].isna().all()
-    np.testing.assert_allclose(df.loc[[0, 2], ["AU04", "AU12"]].to_numpy(float), 0.7, rtol=1e-6)
-    assert "crop" not in df and df["face_detected"].tolist() == [1, 0, 1]
-    summary = summarise(t.reports, {}, tmp_path)
-    assert (summary["frames"], summary["faces"], summary["frames_without_face"]) == (3, 2, 1)
-    with pytest.raises(KeyError, match="'row'"):
-        writer.write_on_batch_end(None, None, {"va": va}, None, {"image": va}, 0)
-
-
-def test_safe_names_are_unique():
+def test_safe_names_are_unique_bounded_and_safe():
     names = safe_names(["/a/x/v.mp4", "/b/x/v.mp4", "/c/y.jpg", "/d/y.jpg"])
     assert names == {"/a/x/v.mp4": "a__x__v.mp4", "/b/x/v.mp4": "b__x__v.mp4", "/c/y.jpg": "c__y.jpg", "/d/y.jpg": "d__y.jpg"}
-    assert len(set(names.values())) == 4
+    clash = safe_names(["/d/x/L.jpg", "/d/x__L.jpg", "/e/L.JPG", "/e/l.jpg"])  # flattened alike; alike but for case
+    assert len({n.casefold() for n in clash.values()}) == 4 and all(n.lower().endswith(".jpg") for n in clash.values())
+    long = safe_names(["/d/" + "é" * 200 + ".mp4", "/d/.hidden\n.png", "/d/caf\udce9.png"])
+    assert all(len(n.encode()) <= 200 for n in long.values()) and long["/d/" + "é" * 200 + ".mp4"].endswith(".mp4")
+    assert long["/d/.hidden\n.png"] == "_hidden_.png" and long["/d/caf\udce9.png"] == "caf%E9.png"
 
 
 def test_windows_carry_each_faces_spectrogram_and_skip_faces_without_one():
     t = table_of(4, [1, 2, 0, 1])  # rows: 0 f0, 1 f0, 2 f1, 3 none, 4 f0
-    crops = np.stack(t.crops)
-    crop_of = np.array([r["crop"] for r in t.rows])
-    audio = np.arange(3, dtype=np.uint8)[:, None, None, None] * np.ones((1, 1, 4, 4), np.uint8)  # image k is all k
-    spec_of = np.array([0, 1, -1, -1, 2])  # frame 1's second face has no audio image
-    usable = (crop_of >= 0) & (spec_of >= 0)
-    windows = track_windows(t.rows, 3, usable)
-    assert windows == [[0, 1, 4]]
-    w = _Windows(crops, windows, 3, crop_of, audio, spec_of)[0]
-    assert w["audio"].shape == (3, 1, 4, 4) and w["audio"].dtype == torch.uint8
-    assert w["audio"][:, 0, 0, 0].tolist() == [0, 1, 2] and w["image"][:, 0, 0, 0].tolist() == [0, 1, 3]
-    one = _Faces(crops, np.array([4]), crop_of, audio, spec_of)[0]
-    assert one["audio"].shape == (1, 4, 4) and int(one["audio"][0, 0, 0]) == 2
+    t.audio = [np.full((1, 4, 4), k, np.uint8) for k in range(3)]  # image k is all k
+    for r, spec in zip(t.rows, [0, 1, -1, -1, 2], strict=True):  # frame 1's second face has no audio image
+        r["spec"] = spec
+    stream = FaceStream(Pieces([(t, report("v.mp4", t, 4))]), ["v.mp4"], Sink(), batch_size=4, window_length=3, audio=True)
+    (b,) = list(stream)
+    assert b["row"].tolist() == [[0, 1, 4]]
+    assert b["audio"].shape == (1, 3, 1, 4, 4) and b["audio"].dtype == torch.uint8
+    assert b["audio"][0, :, 0, 0, 0].tolist() == [0, 1, 2] and b["image"][0, :, 0, 0, 0].tolist() == [0, 1, 3]
+    (one,) = list(FaceStream(Pieces([(t, report("v.mp4", t, 4))]), ["v.mp4"], Sink(), batch_size=4, audio=True))
+    assert one["audio"].shape == (3, 1, 4, 4) and one["row"].tolist() == [0, 1, 4]
