@@ -264,6 +264,8 @@ def row(name: str, run: Run, ref_run: Run, cost: Cost, photo: Cost | None, threa
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--ckpt", type=Path, default=None, help="a trained checkpoint (default: train a small one)")
+    p.add_argument("--untrained", action="store_true", help="random weights (speed only; dp is not a trained model's)")
+    p.add_argument("--no-photos", action="store_true", help="skip the photo runs")
     p.add_argument("--train-steps", type=int, default=400, help="steps of the model trained when no --ckpt")
     p.add_argument("--loops", type=int, default=4, help="times single_face.mp4 is repeated")
     p.add_argument("--grid", type=int, default=3, help="GRID clips used")
@@ -278,13 +280,14 @@ def main(argv: list[str] | None = None) -> int:
     settings = ["per-frame", "every 3 + min 0.15"] if args.smoke else list(dict.fromkeys(["per-frame", *args.settings]))
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        clips, pics = videos(tmp, args.loops, args.grid, args.smoke, args.clips), photos(args.smoke)
-        ckpt = args.ckpt or (default_checkpoint(tmp) if args.smoke else trained_checkpoint(args.train_steps))
+        clips, pics = videos(tmp, args.loops, args.grid, args.smoke, args.clips), [] if args.no_photos else photos(args.smoke)
+        untrained = args.smoke or args.untrained
+        ckpt = args.ckpt or (default_checkpoint(tmp) if untrained else trained_checkpoint(args.train_steps))
         print(f"videos: {', '.join(c.name for c in clips)}; photos: {', '.join(map(str, pics)) or 'none'}")
         print(f"model: {ckpt}; torch threads: {torch.get_num_threads()}; cpus: {os.cpu_count()}; "
               f"load average: {os.getloadavg()[0]:.1f}")  # fmt: skip
         if not args.no_detector:
-            frames = [f for _, f in iter_video_frames(clips[0])]
+            frames = [f for _, f in iter_video_frames(clips[0])][: 4 if args.smoke else None]
             print(f"detector only ({len(frames)} frames of {clips[0].name}, {frames[0].shape[1]}x{frames[0].shape[0]}):")
             print("\n".join(detector_only(frames, args.threads)))
         print(f"\nsteady = first decoded frame -> CSVs written; start-up = CLI, model load, detector build. "

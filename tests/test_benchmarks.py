@@ -39,17 +39,18 @@ def test_bench_prepare_gpu_smoke(tmp_path):
 @pytest.mark.shared
 def test_bench_predict_smoke():
     """Two settings on 12 real frames and one photo: speed (wall and CPU, start-up apart) and cost columns;
-    the reference against itself costs nothing; the detector-only lines for both pyramid factors and sizes."""
+    the reference against itself costs nothing; the detector-only lines (4 frames) for both pyramid factors
+    and sizes."""
     if not (SHARED / "videos" / "pyfeat" / "single_face.mp4").is_file():
         pytest.skip(f"real data folder {SHARED} is absent")
-    out = smoke("bench_predict.py")
+    out = smoke("bench_predict.py", timeout=900)
     num = r" +[0-9.]+"
     for name in ("per-frame", r"every 3 \+ min 0\.15"):
         assert re.search(rf"^{name} {num * 5} \| {num * 6} \| +[0-9]+/1$", out, re.M), (name, out)
     ref = re.search(r"^per-frame .*\| +(\S+) +(\S+) +(\S+) +(\S+) +(\S+) +(\S+) \| +0/1$", out, re.M)
     assert ref and ref.groups() == ("0.00", "0", "1.000", "0.000", "0.000", "0.0000"), out
     assert "(reference: 12 frames, 12 faces;" in out
-    assert len(re.findall(r"^  factor 0\.(709|600), detected at +(640|480) px: .* frames/s by CPU \| faces 1[0-9]", out,
+    assert len(re.findall(r"^  factor 0\.(709|600), detected at +(640|480) px: .* frames/s by CPU \| faces [34]\b", out,
                           re.M)) == 4, out  # fmt: skip
 
 
