@@ -1,6 +1,7 @@
 """``affect predict``'s speed settings: frames/s end to end next to their accuracy cost against per-frame detection.
 
-Run: ``python benchmarks/bench_predict.py [--ckpt CKPT] [--loops 4] [--threads 2] [--settings NAME ...] [--smoke]``.
+Run: ``python benchmarks/bench_predict.py [--ckpt CKPT | --untrained] [--loops 4] [--grid 3] [--clips NAME ...]
+[--no-photos] [--no-detector] [--threads 2] [--settings NAME ...] [--smoke]`` (results: docs/predict_speed.md).
 
 1. **Inputs** (real data from ``../shared/data``, ``$AFFECT_SHARED_DATA``): the videos
    ``videos/pyfeat/single_face.mp4`` (640x360) looped ``--loops`` times into one MP4,
