@@ -10,7 +10,7 @@ export WANDB_MODE ?= offline
 export WANDB_SILENT := true
 export PYTHONHASHSEED := 0
 
-.PHONY: help install test test-fast lint demo bench clean
+.PHONY: help install test test-fast lint demo docs bench wheel clean
 
 help: ## list targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -33,8 +33,14 @@ test-fast: $(STAMP) ## the suite without `slow` tests
 lint: $(STAMP) ## ruff
 	$(BIN)/ruff check affect tests benchmarks
 
-demo: $(STAMP) ## the main job on the embedded default: procedural corpora -> FaceBehaviorNet
+demo: $(STAMP) ## the main job in minutes: procedural corpora -> FaceBehaviorNet -> affect predict on a real video
 	$(BIN)/python -m affect.demo
 
-clean: ## remove the venv and run outputs
-	rm -rf $(VENV) runs wandb .pytest_cache
+docs: $(STAMP) ## the documentation site: mkdocs build --strict into site/ (offline)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict --site-dir site
+
+wheel: $(STAMP) ## build the wheel offline into build/dist (configs and the default model ship inside)
+	$(BIN)/pip wheel --no-deps --no-build-isolation --no-index -w build/dist .
+
+clean: ## remove the venv, run outputs and build outputs
+	rm -rf $(VENV) runs wandb .pytest_cache site demo_out build affect.egg-info

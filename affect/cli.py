@@ -1,5 +1,6 @@
-"""The ``affect`` command: LightningCLI (``fit | validate | test | predict``) plus two extra
-subcommands, ``prepare`` and ``relatedness``, listed by ``affect --help``.
+"""The ``affect`` command: LightningCLI (``fit | validate | test | predict``) plus the extra
+subcommands of :data:`EXTRA_COMMANDS` (``prepare``, ``relatedness``, ``upgrade-checkpoint``, ``demo``),
+listed by ``affect --help``.
 
 - ``affect fit --config experiments/model/<m>.yaml --config experiments/data/<d>.yaml
   --config experiments/trainer/gpu.yaml --config experiments/<table>/<row>.yaml``: configs compose
@@ -17,7 +18,12 @@ subcommands, ``prepare`` and ``relatedness``, listed by ``affect --help``.
 - At the end of ``fit`` / ``validate`` / ``test`` a short table prints the best / final metrics and
   where the checkpoint, logs and W&B run are.
 - ``affect prepare ...`` -> :func:`affect.prepare.main`; ``affect relatedness ...`` ->
-  :func:`affect.relatedness.estimate.main`.
+  :func:`affect.relatedness.estimate.main`; ``affect demo ...`` -> :func:`affect.demo.main`.
+- ``--config`` takes a file or the name of a shipped config (``table6/fbn_du2014``, ``.yaml``
+  optional; :mod:`affect.configs`), so the commands work from any folder with an installed affect.
+- ``affect predict INPUT... [-o OUT] [--ckpt CKPT]`` is the short form (:mod:`affect.predict.command`,
+  the default model without ``--ckpt``); ``affect predict --config ... --ckpt_path ...`` is LightningCLI's,
+  which refuses to predict without ``--ckpt_path`` (that would be an untrained network).
 
 Runs and logging: every run needs its own directory, ``--trainer.default_root_dir runs/<name>``
 (LightningCLI refuses to overwrite a saved ``config.yaml``). Multi-GPU: ``--trainer.strategy ddp
@@ -38,20 +44,25 @@ from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from affect.errors import CKPT_ALIASES, check_checkpoint_file, find_affect_error
+from affect.configs import resolve_config_args
+from affect.errors import CKPT_ALIASES, ConfigError, check_checkpoint_file, find_affect_error
 
 __all__ = ["AffectCLI", "build_cli", "main"]
 
 DESCRIPTION = (
     "affect: facial affect analysis in-the-wild (Kollias & Zafeiriou). Subcommands: fit | validate | test | "
-    "predict (LightningCLI), prepare (face crops into the prepared store), relatedness (estimate the "
-    "emotion-AU relatedness table)."
+    "predict (LightningCLI; short form: affect predict INPUT... [-o OUT] [--ckpt CKPT], see affect predict "
+    "INPUT --help), prepare (face crops into the prepared store), relatedness (estimate the emotion-AU "
+    "relatedness table), demo (the main job on procedural corpora). --config takes a file or a shipped "
+    "config's name (table6/fbn_du2014)."
 )
 #: Subcommands dispatched before LightningCLI: name -> (module, help).
 EXTRA_COMMANDS: dict[str, tuple[str, str]] = {
     "prepare": ("affect.prepare", "Detect, align and store face crops (+ audio) of a corpus for fast loading."),
     "relatedness": ("affect.relatedness.estimate", "Estimate p(AU | emotion) (Table V) from a corpus's labels."),
     "upgrade-checkpoint": ("affect.models.compat", "Convert a checkpoint written by an earlier affect."),
+    "postprocess": ("affect.postprocess", "Fuse (eq. 3) and median-filter the valence-arousal of predictions.csv files."),
+    "demo": ("affect.demo", "FaceBehaviorNet on procedural corpora, from nothing: train, evaluate, predict."),
 }
 #: Packages whose LightningModules / LightningDataModules are registered as known subclasses.
 REGISTERED_PACKAGES: tuple[str, ...] = ("affect.models", "affect.data")
@@ -88,8 +99,17 @@ def _dispatch(args: list[str], argv: list[str] | None) -> int:
     if args and args[0] in EXTRA_COMMANDS:
         module = importlib.import_module(EXTRA_COMMANDS[args[0]][0])
         return module.main(args[1:]) or 0
-    _check_ckpt_path(args)
-    build_cli(argv)  # None: LightningCLI reads sys.argv itself
+    if args and args[0] == "predict":
+        from affect.predict.command import is_short_form
+        from affect.predict.command import main as short_predict
+
+        if is_short_form(args[1:]):
+            return short_predict(args[1:])
+    resolved = resolve_config_args(args)
+    if argv is None and resolved != args:
+        sys.argv = [sys.argv[0], *resolved]  # DDP re-runs sys.argv: its processes get the resolved paths
+    _check_ckpt_path(resolved)
+    build_cli(None if argv is None else resolved)  # None: LightningCLI reads sys.argv itself
     return 0
 
 
@@ -187,6 +207,17 @@ class AffectCLI(LightningCLI):
             callbacks = [cb for cb in callbacks if not isinstance(cb, ModelCheckpoint)]
         return super()._instantiate_trainer(config, callbacks)
 
+    def before_predict(self) -> None:
+        """Refuse ``predict`` without ``--ckpt_path``: the config's model would be an untrained network,
+        unless the module is built trained (``predicts_without_checkpoint``, e.g. zero-shot compound)."""
+        if self.config[self.subcommand].get("ckpt_path") or getattr(self.model, "predicts_without_checkpoint", False):
+            return
+        raise ConfigError(
+            f"affect predict without --ckpt_path would run an untrained {type(self.model).__name__} (the config's "
+            "placeholder); pass --ckpt_path <run>/checkpoints/best.ckpt, or use the short form "
+            "`affect predict INPUT... [-o OUT]` for the model that ships with affect"
+        )
+
     def _print_summary(self) -> None:
         from affect.tracking import run_summary
 
@@ -208,10 +239,12 @@ def _help_epilog() -> str:
     return "\n".join(lines)
 
 
-def build_cli(args: Sequence[str] | None = None) -> LightningCLI:
+def build_cli(args: Sequence[str] | None = None, overwrite: bool = False) -> LightningCLI:
     """The ``AffectCLI`` behind ``affect fit | validate | test | predict``; runs ``args``.
 
     Returned so that Python callers (``affect.demo``) can read ``cli.trainer`` after the run.
+    ``--config`` values may be shipped configs' names (:func:`affect.configs.resolve_config_args`).
+    ``overwrite``: the run may replace the ``config.yaml`` an earlier run saved in its folder.
     """
     register_classes()
     return AffectCLI(
@@ -219,7 +252,7 @@ def build_cli(args: Sequence[str] | None = None) -> LightningCLI:
         LightningDataModule,
         subclass_mode_model=True,
         subclass_mode_data=True,
-        save_config_kwargs={"overwrite": False},
+        save_config_kwargs={"overwrite": overwrite},
         parser_kwargs={"prog": "affect", "description": DESCRIPTION, "epilog": _help_epilog()},
-        args=None if args is None else list(args),
+        args=None if args is None else resolve_config_args(list(args)),
     )

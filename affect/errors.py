@@ -73,3 +73,8 @@ def find_affect_error(exc: BaseException | None) -> AffectError | None:
         seen.add(id(exc))
         exc = exc.__cause__ or exc.__context__
     return None
+
+
+class DefaultModelError(ConfigError):
+    """The default model that ships with the package (``affect/models/default/``) is missing or its
+    files do not match (checksum, format, tensors); the message names the file and the fix."""

@@ -63,8 +63,10 @@ from affect.face.pipeline import (
     AlignedFace,
     CorruptInputError,
     crop_only,
+    detect_faces,
     faces_from_landmarks,
     is_video,
+    is_whole_image,
     iter_video_frames,
     load_image,
 )
@@ -174,13 +176,12 @@ def _detector(opts: PrepareOptions):
 
 def _row_faces(img: np.ndarray, row: dict, opts: PrepareOptions, detected: list | None) -> list[AlignedFace]:
     lm = parse_landmarks(row.get("landmarks"))
-    if detected is not None:  # detection path
-        from affect.face.detect import select_faces
-
+    if detected is not None:  # detection path: faces already selected by detect_faces
         out = []
-        for f in select_faces(detected, opts.select, img.shape):
+        for f in detected:
             crop, _, lm_c = align_face(img, points5=f.points, size=opts.image_size, landmarks68=lm)
-            out.append(AlignedFace(crop=crop, score=f.score, points5=f.points, landmarks68=lm_c))
+            source = "whole_image" if is_whole_image(f) else "detected"
+            out.append(AlignedFace(crop=crop, score=f.score, points5=f.points, landmarks68=lm_c, source=source))
         return out
     if lm is not None:
         return [faces_from_landmarks(img, landmarks68=lm, size=opts.image_size)]
@@ -287,8 +288,8 @@ def process_shard(k: int, rows: pd.DataFrame, root: str, out: str, opts: Prepare
         from affect.face.align import to_rgb
 
         det_ids = [i for i, img in batch if not isinstance(img, Exception) and _needs_detection(recs[i], opts)]
-        dets = dict(zip(det_ids, _detector(opts).detect([to_rgb(im) for i, im in batch if i in det_ids]),
-                        strict=True)) if det_ids else {}
+        dets = dict(zip(det_ids, detect_faces([to_rgb(im) for i, im in batch if i in det_ids], _detector(opts),
+                                              opts.select), strict=True)) if det_ids else {}
         for i, img in batch:
             row = recs[i]
             counts["frames_in"] += 1
@@ -299,6 +300,8 @@ def process_shard(k: int, rows: pd.DataFrame, root: str, out: str, opts: Prepare
             else:
                 faces = _row_faces(to_rgb(img), row, opts, dets.get(i))
                 status = "ok" if faces else "no_face"
+                if any(f.source == "whole_image" for f in faces):
+                    note("whole_image", f"{row['path']}#{row['frame']}")
                 if not faces:
                     note("no_face", f"{row['path']}#{row['frame']}")
                     if i in dets and too_small(img.shape, opts.min_face_size):
@@ -314,7 +317,8 @@ def process_shard(k: int, rows: pd.DataFrame, root: str, out: str, opts: Prepare
                 rec = dict(base)
                 rec.update(status=status, face_index=fi if f is not None else -1,
                            n_faces=len(faces), det_score=float("nan") if f is None else f.score,
-                           has_landmarks=int(f is not None and f.landmarks68 is not None))
+                           has_landmarks=int(f is not None and f.landmarks68 is not None),
+                           face_source="" if f is None else f.source)
                 rec.update({c: float(v) for c, v in zip(P5_COLUMNS, p5.ravel(), strict=True)})
                 records.append(rec)
                 src_pos.append(i)
@@ -558,7 +562,7 @@ def format_report(report: dict) -> str:
         f"corrupt inputs:       {report['corrupt']}",
         f"usable rows:          {report['usable_rows']} {report['per_split']}",
     ]
-    for k in ("too_small", "audio_no_source", "audio_unreadable", "audio_frame_out_of_range"):
+    for k in ("too_small", "whole_image", "audio_no_source", "audio_unreadable", "audio_frame_out_of_range"):
         if report.get(k):
             lines.append(f"{k.replace('_', ' ')}: {report[k]}")
     for reason, ex in report.get("examples", {}).items():

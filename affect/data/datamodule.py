@@ -20,6 +20,7 @@ from pathlib import Path
 
 import lightning as L
 import pandas as pd
+from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, Dataset
 
 from affect.data.augment import AUGMENT_OPTIONS, AugmentingCollate, BatchAugment
@@ -81,6 +82,11 @@ class CorpusDataModule(L.LightningDataModule):
             validation split (for corpora without an official one, or to keep the official
             validation set as a test set).
         split_seed: seed of the subject-independent split.
+        transforms: an albumentations pipeline file (``albumentations.save``, YAML or JSON) applied to each
+            training image of the image-folder path on the CPU (:mod:`affect.data.transforms`); not with ``store``.
+        test_fraction: if > 0, first hold out this fraction of the training rows, by subject, as the
+            test split (seed ``split_seed + 1``), for corpora that ship no test split (FER2013's public copy);
+            an error when the corpus has test rows. ``val_fraction`` then splits the remaining training rows.
         sequence_length: if set, items are sequences of this many frames (video corpora only).
         sequence_stride: start-to-start distance of sequences (default: ``sequence_length``).
         augment: random horizontal flips and small translations of training batches
@@ -110,6 +116,8 @@ class CorpusDataModule(L.LightningDataModule):
         sequence_stride: int | None = None,
         store: str | None = None,
         augment: bool | dict[str, float] = False,
+        test_fraction: float = 0.0,
+        transforms: str | None = None,
     ) -> None:
         super().__init__()
         if task is not None and task not in TASKS:
@@ -124,6 +132,7 @@ class CorpusDataModule(L.LightningDataModule):
         self.image_size = image_size
         self.task = task
         self.val_fraction = val_fraction
+        self.test_fraction = test_fraction
         self.split_seed = split_seed
         self.sequence_length = sequence_length
         self.sequence_stride = sequence_stride
@@ -139,6 +148,12 @@ class CorpusDataModule(L.LightningDataModule):
             except (TypeError, ValueError) as err:
                 raise ConfigError(f"data.init_args.augment: {err}") from None
         self.augment = augment
+        if transforms is not None and self.store is not None:
+            raise ConfigError(
+                "data.init_args.transforms applies to images decoded from the corpus folders; a store is read in whole "
+                "batches without decoding: use data.init_args.augment (on the device) with a store"
+            )
+        self.transforms = transforms
         self.report: LoadReport | None = None
         self._manifest: pd.DataFrame | None = None
         self.datasets: dict[str, Dataset] = {}
@@ -159,8 +174,7 @@ class CorpusDataModule(L.LightningDataModule):
             df = opened.manifest
             if self.task is not None:
                 df = df[task_mask(df, self.task)]
-            df = subject_split(df.reset_index(drop=True), self.val_fraction, seed=self.split_seed)
-            self._manifest = df
+            self._manifest = self._split(df.reset_index(drop=True))
         if self._manifest is None:
             if not Path(self.root).exists():
                 raise MissingInputError(
@@ -175,10 +189,37 @@ class CorpusDataModule(L.LightningDataModule):
                     report.skip(f"not annotated for task {self.task}", int((~keep).sum()))
                     report.kept -= int((~keep).sum())
                 df = df[keep].reset_index(drop=True)
-            df = subject_split(df, self.val_fraction, seed=self.split_seed)
+            df = self._split(df)
             report.log()
             self.report, self._manifest = report, df
         return self._manifest
+
+    def _transforms(self, split: str, rows: pd.DataFrame):
+        """The ``transforms`` pipeline for the training split (None otherwise); geometric transforms are refused
+        for rows that carry landmarks (they would not move with the pixels)."""
+        if self.transforms is None or split != "train":
+            return None
+        from affect.data.transforms import load_transforms
+
+        pipeline = load_transforms(self.transforms)
+        moving = pipeline.geometric()
+        if moving and "landmarks" in rows.columns and rows["landmarks"].notna().any():
+            raise ConfigError(
+                f"data.init_args.transforms: {self.transforms} has geometric transforms {moving}, but this corpus's rows "
+                "carry landmarks, which they would not move: use pixel-level transforms only"
+            )
+        return pipeline
+
+    def _split(self, df: pd.DataFrame) -> pd.DataFrame:
+        """``test_fraction`` then ``val_fraction`` of the training rows, by subject (seeded)."""
+        if self.test_fraction > 0:
+            if (df["split"] == "test").any():
+                raise ConfigError(
+                    f"{type(self).__name__}: data.init_args.test_fraction is {self.test_fraction}, but the corpus has "
+                    f"its own test split ({int((df['split'] == 'test').sum())} rows); set test_fraction: 0"
+                )
+            df = subject_split(df, self.test_fraction, seed=self.split_seed + 1, to_split="test")
+        return subject_split(df, self.val_fraction, seed=self.split_seed)
 
     def parser_args(self) -> dict | None:
         """The arguments this module's corpus parser (``make_<corpus>_manifest``) runs with, by name:
@@ -239,6 +280,13 @@ class CorpusDataModule(L.LightningDataModule):
         """Check that the model being trained takes the images this datamodule gives (``image_size``)."""
         model = getattr(self.trainer, "lightning_module", None) if self.trainer is not None else None
         check_image_size(model, self.image_size)
+        if self.store is None and not getattr(self, "_framing_said", False):
+            self._framing_said = True
+            rank_zero_info(
+                f"{type(self).__name__}: images are read from the corpus folders as given crops (a manifest box, else the "
+                "whole image, resized; no detection or alignment): `affect prepare` + data.init_args.store gives the "
+                "aligned crops that `affect predict` makes"
+            )
 
     def dataset(self, split: str) -> Dataset:
         """The dataset of one split ("train" | "val" | "test"); empty splits raise."""
@@ -255,7 +303,7 @@ class CorpusDataModule(L.LightningDataModule):
                         rows, self.root, self.sequence_length, self.sequence_stride, self.image_size
                     )
                 else:
-                    self.datasets[split] = FrameDataset(rows, self.root, self.image_size)
+                    self.datasets[split] = FrameDataset(rows, self.root, self.image_size, self._transforms(split, rows))
         return self.datasets[split]
 
     def _store_dataset(self, split: str) -> Dataset:

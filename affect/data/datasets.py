@@ -82,10 +82,12 @@ class ManifestLabels:
 class FrameDataset(Dataset):
     """Frames or still images listed in a manifest, decoded with PIL and resized to ``image_size``."""
 
-    def __init__(self, manifest: pd.DataFrame, root: str | Path = "", image_size: int = 96) -> None:
+    def __init__(self, manifest: pd.DataFrame, root: str | Path = "", image_size: int = 96, transforms=None) -> None:
+        """``transforms``: an optional :class:`affect.data.transforms.ImageTransforms` applied to each image."""
         self.manifest = manifest.reset_index(drop=True)
         self.root = Path(root)
         self.image_size = image_size
+        self.transforms = transforms
         self.paths = [str(self.root / p) for p in self.manifest["path"]]
         self.labels = ManifestLabels(self.manifest)
 
@@ -105,6 +107,8 @@ class FrameDataset(Dataset):
         if lab.landmarks_mask[i]:
             landmarks = (landmarks - np.array([left, top], np.float32)) / np.array([width, height], np.float32)
         array = np.asarray(img, dtype=np.uint8)
+        if self.transforms is not None:
+            array = self.transforms(array)
         return torch.from_numpy(array.copy()).permute(2, 0, 1), landmarks
 
     def __getitem__(self, i: int) -> FrameItem:

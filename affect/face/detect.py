@@ -29,6 +29,39 @@ SELECT_MODES = ("largest", "central", "all")
 MAX_DETECT_SIDE = 1920
 
 
+@dataclass(frozen=True)
+class CropDetection:
+    """How faces are searched for in images that are already face crops (a shorter side of at most
+    ``max_side`` px: FER2013's 48 px, RAF-DB's 100 px aligned crops).
+
+    MTCNN misses most faces that fill their image: the face touches the borders and is near the
+    pyramid's smallest scale. Such an image is detected on a copy padded by ``pad`` of its side on
+    every border (edge pixels replicated) and resized so its shorter side is ``side`` px, with the
+    looser ``thresholds`` / ``min_score`` below, faces of at least ``min_face`` px of the copy.
+    Measured on 400 FER2013 training images (seeded sample): plain MTCNN finds 81 %; padded 25 % and
+    resized to 144 px, 86.5 %; with these thresholds 91.5 % (no image got two faces).
+    """
+
+    max_side: int = 128
+    pad: float = 0.25
+    side: int = 144
+    thresholds: tuple[float, float, float] = (0.5, 0.6, 0.6)
+    min_score: float = 0.6
+    min_face: int = 40
+
+
+CROP_DETECTION = CropDetection()
+
+
+def is_face_crop(shape: tuple[int, ...], crops: CropDetection = CROP_DETECTION) -> bool:
+    """Whether an image of ``shape`` is detected as a face crop (:class:`CropDetection`).
+
+    >>> is_face_crop((48, 48, 3)), is_face_crop((360, 640, 3))
+    (True, False)
+    """
+    return min(shape[:2]) <= crops.max_side
+
+
 def too_small(shape: tuple[int, ...], min_face_size: int) -> bool:
     """True if an image of ``shape`` is smaller than the smallest face searched for.
 
@@ -139,6 +172,33 @@ class FaceDetector:
                 for i, b, p, pt in zip(chunk, boxes, probs, points, strict=True):
                     out[i] = self._faces(b, p, pt, 1.0 / scale[i])
         return out
+
+    def detect_crops(self, images: Sequence[np.ndarray], crops: CropDetection = CROP_DETECTION) -> list[list[Face]]:
+        """Detect faces in images that are face crops (:class:`CropDetection`); boxes and points in the
+        images' own pixels (they may reach past the borders)."""
+        import cv2
+
+        seen, maps = [], []
+        for img in images:
+            h, w = img.shape[:2]
+            pad = int(round(crops.pad * min(h, w)))
+            padded = cv2.copyMakeBorder(img, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+            scale = crops.side / min(padded.shape[:2])
+            size = (max(1, round(padded.shape[1] * scale)), max(1, round(padded.shape[0] * scale)))
+            interp = cv2.INTER_CUBIC if scale > 1 else cv2.INTER_AREA
+            seen.append(cv2.resize(padded, size, interpolation=interp))
+            maps.append((scale, pad))
+        saved = (self.mtcnn.thresholds, self.mtcnn.min_face_size, self.min_score, self.max_side)
+        self.mtcnn.thresholds, self.mtcnn.min_face_size = list(crops.thresholds), crops.min_face
+        self.min_score, self.max_side = crops.min_score, None
+        try:
+            found = self.detect(seen)
+        finally:
+            self.mtcnn.thresholds, self.mtcnn.min_face_size, self.min_score, self.max_side = saved
+        return [
+            [Face(box=f.box / s - p, score=f.score, points=f.points / s - p) for f in faces]
+            for faces, (s, p) in zip(found, maps, strict=True)
+        ]
 
     def _faces(self, boxes, probs, points, factor: float = 1.0) -> list[Face]:
         # numpy 2: MTCNN.detect returns object arrays (None where no face) -> cast to float.

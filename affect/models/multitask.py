@@ -371,6 +371,10 @@ class MultiTaskModule(L.LightningModule):
         for source in self.initial_weights():
             if source.layout == "vggface":
                 load_vggface(source.target, source.path, trusted=trusted, key=source.key)
+            elif source.layout == "by_order":
+                from affect.models.pretrained import load_by_order
+
+                load_by_order(source.target, source.path, key=source.key)
             else:
                 load_weights(source.target, source.path, exclude=source.exclude, strict=source.strict,
                              trusted=trusted, key=source.key)  # fmt: skip

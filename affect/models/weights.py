@@ -70,7 +70,8 @@ class InitialWeights(NamedTuple):
 
     ``key``: the config key that named the file (for messages); ``target``: the (sub)module that
     receives it; ``path``: the file; ``layout``: ``"vggface"`` (a converted VGG-FACE state dict into a
-    VGG-16 :class:`~affect.models.backbones.Backbone`, strict) or ``"checkpoint"`` (a Lightning
+    VGG-16 :class:`~affect.models.backbones.Backbone`, strict), ``"by_order"`` (a packaged ImageNet file
+    renamed by tensor order, :mod:`affect.models.pretrained`) or ``"checkpoint"`` (a Lightning
     checkpoint or state dict, see :func:`load_weights`); ``exclude``: name prefixes not copied;
     ``strict``: every tensor of ``target`` (outside ``exclude``) must be in the file.
     """
@@ -78,7 +79,7 @@ class InitialWeights(NamedTuple):
     key: str
     target: nn.Module
     path: str
-    layout: Literal["vggface", "checkpoint"] = "checkpoint"
+    layout: Literal["vggface", "checkpoint", "by_order"] = "checkpoint"
     exclude: tuple[str, ...] = ()
     strict: bool = False
 

@@ -8,7 +8,8 @@ Per face and frame (frames without a face: one row, ``face_detected = 0``, predi
 | ``kind`` | ``image`` or ``video`` |
 | ``frame`` | 0-based decoded frame index (0 for images) |
 | ``time_s`` | presentation time in seconds (from the stream; empty for images) |
-| ``face_detected`` | 1 / 0 |
+| ``face_detected`` | 1 / 0: the row holds a face (detected, or a whole face-crop image: ``whole_image``) |
+| ``whole_image`` | 1 when no face was detected in a face-crop-sized image (short side <= 128 px, e.g. FER2013) and the whole image was taken as the face (score empty) |
 | ``face_id`` | track id within the input (0, 1, ...; -1 without a face); for images, faces by size |
 | ``carried`` | 1 when the face's box and points were carried from an earlier detection (``detect_every`` > 1) |
 | ``box_x, box_y, box_w, box_h`` | the MTCNN box in source pixels (top-left corner, width, height) |
@@ -28,7 +29,7 @@ from affect.labels import EXPR_CLASSES
 from affect.predict.media import POINT_NAMES
 
 META_COLUMNS: tuple[str, ...] = (
-    "input", "kind", "frame", "time_s", "face_detected", "face_id", "carried",
+    "input", "kind", "frame", "time_s", "face_detected", "whole_image", "face_id", "carried",
     "box_x", "box_y", "box_w", "box_h", "score",
     *(f"{n}_{a}" for n in POINT_NAMES for a in "xy"),
 )  # fmt: skip

@@ -35,7 +35,8 @@ from pathlib import Path
 import numpy as np
 
 from affect.face import CorruptInputError, Face, FaceDetector, align_face, load_image, select_faces
-from affect.face.pipeline import VIDEO_SUFFIXES
+from affect.face.detect import is_face_crop
+from affect.face.pipeline import VIDEO_SUFFIXES, detect_faces, is_whole_image
 from affect.predict.tracks import IoUTracker
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
@@ -303,8 +304,13 @@ class FaceExtractor:
         if max(rgb.shape[:2]) > self.opts.detect_max_side:
             detail = detail or f"detected on a copy downscaled to {self.opts.detect_max_side} px"
         report.detail = detail
-        faces = select_faces(self.detect([rgb])[0], self.opts.select, rgb.shape)
-        faces = sorted(faces, key=lambda f: -f.area)
+        if is_face_crop(rgb.shape):  # a face crop (FER2013-like): the shared rule of affect prepare
+            faces = detect_faces([rgb], self.detector, self.opts.select)[0]
+            if faces and is_whole_image(faces[0]):
+                report.detail = "no face detected in this face-crop-sized image: the whole image is the face"
+        else:
+            faces = select_faces(self.detect([rgb])[0], self.opts.select, rgb.shape)
+            faces = sorted(faces, key=lambda f: -f.area)
         self._emit(path, "image", 0, float("nan"), rgb, faces, list(range(len(faces))), False, table, report, factor)
 
     def _video(self, path: str, table: FaceTable, report: InputReport, progress, times: list[float]) -> None:
@@ -373,6 +379,7 @@ class FaceExtractor:
 
 def _row(path: str, kind: str, frame: int, time: float, face: Face | None, face_id: int, carried: bool, crop: int) -> dict:
     row = {"input": path, "kind": kind, "frame": int(frame), "time_s": float(time), "face_detected": int(face is not None),
+           "whole_image": int(face is not None and is_whole_image(face)),
            "face_id": int(face_id), "carried": int(carried), "crop": int(crop)}  # fmt: skip
     if face is None:
         row.update({k: float("nan") for k in ("box_x", "box_y", "box_w", "box_h", "score")})

@@ -137,6 +137,9 @@ class ZeroShotCompound(_CompoundMetricsMixin, L.LightningModule):
     FaceBehaviorNet outputs (``va``, ``expr`` softmax, ``au`` sigmoid) and the batch's ids.
     """
 
+    #: Built trained (from ``checkpoint``): ``affect predict`` runs it without ``--ckpt_path``.
+    predicts_without_checkpoint = True
+
     def __init__(
         self,
         checkpoint: str,

@@ -48,4 +48,4 @@ class FaceBehaviorNetModule(MTVGGModule):
     def configure_net(self) -> nn.Module:
         h = self.hparams
         return FaceBehaviorNet(backbone=h.backbone, hidden=h.hidden, dropout=h.dropout, num_aus=len(self.au_set),
-                               image_size=h.image_size)  # fmt: skip
+                               image_size=h.image_size, input_size=h.get("net_input_size"))  # fmt: skip

@@ -35,6 +35,7 @@ class FaceBehaviorNet(MTVGG):
         image_size: int = 96,
         in_chans: int = 3,
         backbone_nodes: Sequence[str] | None = None,
+        input_size: int | None = None,
     ) -> None:
         super().__init__(
             backbone=backbone,
@@ -45,4 +46,5 @@ class FaceBehaviorNet(MTVGG):
             image_size=image_size,
             in_chans=in_chans,
             backbone_nodes=backbone_nodes,
+            input_size=input_size,
         )

