@@ -54,7 +54,7 @@ def face_media(folder: Path, size: int = 96, n_frames: int = 6) -> dict[str, Pat
     from PIL import Image
 
     from affect.data.synthetic import face_sequence
-    from affect.data.video import write_video
+    from affect.io import write_video
 
     frames, _, _ = face_sequence(np.random.default_rng(0), n_frames, size=size, fps=10)
     folder.mkdir(parents=True, exist_ok=True)

@@ -65,7 +65,7 @@ def media(tmp_path_factory) -> dict[str, Path]:
     from PIL import Image
 
     from affect.data.synthetic import face_sequence
-    from affect.data.video import write_video
+    from affect.io import write_video
 
     folder = tmp_path_factory.mktemp("analyzer_media")
     photos = folder / "photos"

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
-from affect.data.video import write_video
+from affect.io import write_video
 from affect.face import iter_video_frames
 from affect.predict import CONFIG, MediaDataModule
 from affect.predict.media import FaceExtractor, FaceOptions
