@@ -36,6 +36,25 @@ def test_bench_prepare_gpu_smoke(tmp_path):
         assert "(16 faces in 16 frames" in out
 
 
+@pytest.mark.shared
+@pytest.mark.slow
+def test_bench_predict_smoke():
+    """Two settings on 12 real frames and one photo: speed (wall and CPU, start-up apart) and cost columns;
+    the reference against itself costs nothing; the detector-only lines (4 frames) for both pyramid factors
+    and sizes."""
+    if not (SHARED / "videos" / "pyfeat" / "single_face.mp4").is_file():
+        pytest.skip(f"real data folder {SHARED} is absent")
+    out = smoke("bench_predict.py", timeout=900)
+    num = r" +[0-9.]+"
+    for name in ("per-frame", r"every 3 \+ min 0\.15"):
+        assert re.search(rf"^{name} {num * 5} \| {num * 6} \| +[0-9]+/1$", out, re.M), (name, out)
+    ref = re.search(r"^per-frame .*\| +(\S+) +(\S+) +(\S+) +(\S+) +(\S+) +(\S+) \| +0/1$", out, re.M)
+    assert ref and ref.groups() == ("0.00", "0", "1.000", "0.000", "0.000", "0.0000"), out
+    assert "(reference: 12 frames, 12 faces;" in out
+    assert len(re.findall(r"^  factor 0\.(709|600), detected at +(640|480) px: .* frames/s wall, .* by CPU \| faces [34]\b", out,
+                          re.M)) == 4, out  # fmt: skip
+
+
 def test_profile_step_smoke():
     out = smoke("profile_step.py")
     for part in ("network", "loss", "metric update", "optimizer", "bare step", "lightning step"):

@@ -142,14 +142,19 @@ class MediaDataModule(L.LightningDataModule):
         select: faces kept per frame: ``"all"``, ``"largest"`` or ``"central"``.
         frame_stride: keep every k-th video frame.
         detect_every: run MTCNN on every k-th kept frame; the tracked faces' boxes and 5 points are
-            carried in between (``carried = 1`` in the CSV).
+            carried in between (``carried = 1`` in the CSV), so a face that appears or leaves is picked
+            up at the next detection, within k frames. ``1``: per-frame detection.
         min_face_size: smallest face side (px) MTCNN searches for; also the smallest usable image side.
-        min_face_fraction: smallest face side as a fraction of the frame's short side (0 = off);
-            larger values skip MTCNN's finest pyramid levels (faster, misses small faces).
+        min_face_fraction: smallest face side as a fraction of the frame's short side (``0`` = off);
+            larger values skip MTCNN's finest pyramid levels (faster, misses smaller faces).
         detect_max_side: frames / images whose long side is larger are detected on a downscaled copy.
         max_image_pixels: images with more pixels (after a reduced-scale decode, which only JPEG
             allows) are refused unread, status ``too_large`` (:mod:`affect.io.image`).
         max_frame_pixels: video frames with more pixels are downscaled at decode (:mod:`affect.io.decode`).
+
+    The speed defaults (``detect_every=3``, ``min_face_fraction=0.15``; the one place they are set,
+    ``experiments/predict/media.yaml`` does not repeat them) were chosen by measured accuracy cost
+    against per-frame detection at full settings (``benchmarks/bench_predict.py``, docs/predict_speed.md).
         detect_batch_size: frames per MTCNN call.
         batch_size: faces (frame models) or windows (sequence models) per prediction batch.
         sequence_length: window length for sequence models (``None``: 80 for them, frames otherwise;
@@ -174,9 +179,9 @@ class MediaDataModule(L.LightningDataModule):
         inputs: str | list[str] | None,
         select: str = "all",
         frame_stride: int = 1,
-        detect_every: int = 1,
+        detect_every: int = 3,
         min_face_size: int = 20,
-        min_face_fraction: float = 0.0,
+        min_face_fraction: float = 0.15,
         detect_max_side: int = 1920,
         max_image_pixels: int = MAX_IMAGE_PIXELS,
         max_frame_pixels: int = MAX_FRAME_PIXELS,

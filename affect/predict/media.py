@@ -183,9 +183,11 @@ class FaceExtractor:
         self.opts = options
 
     # ------------------------------------------------------------------ detection
-    def detect(self, frames: list[np.ndarray]) -> list[list[Face]]:
+    def detect(self, frames: list[np.ndarray], min_face_fraction: float = 0.0) -> list[list[Face]]:
         """MTCNN on frames of one size, on a downscaled copy when the long side exceeds
-        ``detect_max_side``; boxes and points are mapped back to the full-resolution frame."""
+        ``detect_max_side``; boxes and points are mapped back to the full-resolution frame.
+        ``min_face_fraction``: video frames pass ``FaceOptions.min_face_fraction`` (a speed option);
+        photos keep the default 0, every face size (one detection each: speed hardly matters there)."""
         if not frames:
             return []
         h, w = frames[0].shape[:2]
@@ -198,7 +200,7 @@ class FaceExtractor:
         else:
             small = frames
         sh, sw = small[0].shape[:2]
-        min_face = max(self.opts.min_face_size, int(self.opts.min_face_fraction * min(sh, sw)))
+        min_face = max(self.opts.min_face_size, int(min_face_fraction * min(sh, sw)))
         if min(sh, sw) < min_face:
             return [[] for _ in frames]
         self.detector.mtcnn.min_face_size = min_face
@@ -344,7 +346,7 @@ class FaceExtractor:
             report.detail = f"{report.width}x{report.height} frames are smaller than the minimum face size"
             return
         todo = [i for i in range(len(frames)) if (first + i) % self.opts.detect_every == 0]
-        found = dict(zip(todo, self.detect([frames[i][2] for i in todo]), strict=True))
+        found = dict(zip(todo, self.detect([frames[i][2] for i in todo], self.opts.min_face_fraction), strict=True))
         for i, (k, t, rgb) in enumerate(frames):
             is_carried = i not in found
             faces = tracks.carried if is_carried else select_faces(found[i], self.opts.select, rgb.shape)
