@@ -143,9 +143,9 @@ class Run:
 
 
 def predict(ckpt: Path, inputs: list[Path], out: Path, options: dict | None) -> Run:
-    """``affect predict`` via the real CLI; the clocks split at the start of face extraction."""
+    """``affect predict`` via the real CLI; the clocks split where the face stream (detector, extraction) starts."""
     marks: list[tuple[float, float]] = []
-    extract = MediaDataModule.extract
+    extract = MediaDataModule.face_stream
 
     def timed(self, *a, **k):
         marks.append((time.perf_counter(), time.process_time()))
@@ -155,13 +155,13 @@ def predict(ckpt: Path, inputs: list[Path], out: Path, options: dict | None) -> 
             "false", "--trainer.callbacks.init_args.plots", "false"]  # fmt: skip
     for key, value in (options or {}).items():
         args += [f"--data.init_args.{key}", str(value)]
-    MediaDataModule.extract = timed
+    MediaDataModule.face_stream = timed
     try:
         w0, c0 = time.perf_counter(), time.process_time()
         summary = run_predict(ckpt, [str(i) for i in inputs], out, args)
         w1, c1 = time.perf_counter(), time.process_time()
     finally:
-        MediaDataModule.extract = extract
+        MediaDataModule.face_stream = extract
     (wm, cm), = marks  # fmt: skip
     df = pd.read_csv(out / "predictions" / "predictions.csv")
     return Run(df, int(summary["frames"]), w1 - wm, c1 - cm, wm - w0, cm - c0)
