@@ -22,6 +22,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from affect.data.manifest import AU_COLUMNS
+from affect.data.windows import window_starts
 from affect.io import MediaReadError, open_image
 
 __all__ = ["FrameDataset", "FrameItem", "ImageReadError", "SequenceDataset", "load_image", "sequence_windows"]
@@ -135,26 +136,21 @@ class FrameDataset(Dataset):
 def sequence_windows(manifest: pd.DataFrame, length: int, stride: int | None = None) -> list[np.ndarray]:
     """Row indices of fixed-length windows over each video, in frame order.
 
-    Windows start every ``stride`` frames (default ``length``: non-overlapping); the last window
-    of a video is shortened (and padded by the dataset) so that every frame is covered.
+    The one windowing rule (:func:`affect.data.windows.window_starts`): windows start every ``stride``
+    frames (default ``length``: non-overlapping); the last window of a video is shortened (and padded by
+    the dataset) so that every frame is covered, once.
 
     >>> df = pd.DataFrame({"corpus": "c", "video": ["a"] * 5 + ["b"] * 2, "frame": [3, 1, 2, 5, 4, 1, 2]})
     >>> [w.tolist() for w in sequence_windows(df, length=2)]
     [[1, 2], [0, 4], [3], [5, 6]]
     """
-    if length < 1:
-        raise ValueError(f"sequence length must be >= 1, got {length}")
-    stride = stride or length
     windows: list[np.ndarray] = []
     still = manifest["frame"].to_numpy() < 0
     if still.any():
         raise ValueError(f"sequences need video frames; {int(still.sum())} rows are still images (frame -1)")
     for _, group in manifest.groupby(["corpus", "video"], sort=True):
         rows = group.sort_values("frame").index.to_numpy()
-        starts = list(range(0, max(len(rows) - length, 0) + 1, stride))
-        if starts[-1] + length < len(rows):
-            starts.append(starts[-1] + stride)
-        windows.extend(rows[s : s + length] for s in starts)
+        windows.extend(rows[s : s + length] for s in window_starts(len(rows), length, stride))
     return windows
 
 

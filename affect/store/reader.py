@@ -24,6 +24,7 @@ import pandas as pd
 import torch
 
 from affect.data.manifest import AU_COLUMNS, task_mask
+from affect.data.windows import window_starts
 from affect.errors import InputFileError, MissingInputError
 from affect.store.format import HEADER_FILE, STORE_FORMAT, read_json, shard_name
 
@@ -232,9 +233,10 @@ class StoreSequenceDataset(torch.utils.data.Dataset):
     """Windows of ``length`` consecutive frames of each video (one face track per video).
 
     Videos are the rows with ``video != ""`` grouped by (corpus, video, face_index) and sorted
-    by ``frame``; windows start every ``stride`` frames (default ``length``, no overlap) and
-    the last window is shifted back to end on the last frame (or padded when the video is
-    shorter than ``length``). Padding has ``frame_mask`` False. A frame without a usable face
+    by ``frame``; windows follow the one rule of :func:`affect.data.windows.window_starts` (every
+    ``stride`` frames, default ``length``, no overlap; the last window shortened and padded, so each
+    frame is evaluated once), as the image-folder :class:`~affect.data.datasets.SequenceDataset`'s.
+    Padding has ``frame_mask`` False. A frame without a usable face
     (status "no_face" or "corrupt", stored with ``face_index`` -1) stays in every face track of
     its video at its time position (``frame_mask`` True: the track keeps its timing), with a
     black image, ``face_mask`` False and *all its labels masked* (``va_mask``/``au_mask`` False,
@@ -276,10 +278,7 @@ class StoreSequenceDataset(torch.utils.data.Dataset):
         for g in self.df.groupby(["corpus", "video", "face_index"], sort=False).indices.values():
             g = np.sort(g)
             n = len(g)
-            starts = list(range(0, max(n - length, 0) + 1, self.stride))
-            if n > length and starts[-1] + length < n:
-                starts.append(n - length)
-            for s in starts:
+            for s in window_starts(n, length, self.stride):
                 w = np.full(length, -1, np.int64)
                 part = g[s : s + length]
                 w[: len(part)] = part

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import yaml
 
-from affect.io import write_video
 from affect.face import iter_video_frames
+from affect.io import write_video
 from affect.predict import CONFIG, MediaDataModule
 from affect.predict.media import FaceExtractor, FaceOptions
 
