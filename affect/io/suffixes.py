@@ -15,14 +15,18 @@ FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
 def is_image(path: str | Path) -> bool:
-    """>>> is_image("a/B.JPG"), is_image("clip.mp4")
+    """Whether ``path`` has an image suffix (any case).
+
+    >>> is_image("a/B.JPG"), is_image("clip.mp4")
     (True, False)
     """
     return Path(path).suffix.lower() in IMAGE_SUFFIXES
 
 
 def is_video(path: str | Path) -> bool:
-    """>>> is_video("clip.MOV"), is_video("a.png")
+    """Whether ``path`` has a video suffix (any case).
+
+    >>> is_video("clip.MOV"), is_video("a.png")
     (True, False)
     """
     return Path(path).suffix.lower() in VIDEO_SUFFIXES

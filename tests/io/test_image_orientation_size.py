@@ -113,7 +113,7 @@ from affect.store.reader import open_store
 from affect.face import FaceDetector
 from affect.io import MediaReadError, decode_image
 from affect.predict.media import FaceExtractor, FaceOptions
-from affect.prepare import PrepareOptions, prepare_store
+from affect.store.writer import PrepareOptions, prepare_store
 
 def peak_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

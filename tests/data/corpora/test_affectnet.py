@@ -17,6 +17,7 @@ from affect.data.datasets import ImageReadError
 from affect.data.fixtures import fixture_writer
 from affect.data.fixtures.affectnet import write_affectnet
 from affect.data.manifest import AU_COLUMNS
+from affect.errors import ConfigError
 
 # AffectNet id -> canonical index (Neutral, Anger, Disgust, Fear, Happiness, Sadness, Surprise),
 # written out by hand from the AffectNet README order.
@@ -170,7 +171,11 @@ def test_datamodule_crops_the_box(csv_root):
     # the crop is the pasted face, not the grey (127) canvas around it
     border = batch["image"][:, :, :, :2].float()
     assert (border - 127).abs().mean() > 5
-    assert dm.test_dataloader().dataset is dm.dataset("val")  # no public test set: val doubles as test
+    # no public test set: `affect test` refuses unless val is named as the test split on purpose
+    with pytest.raises(ConfigError, match="test_split: val"):
+        dm.test_dataloader()
+    on_val = AffectNetDataModule(str(csv_root), batch_size=4, test_split="val")
+    assert on_val.test_dataloader().dataset is on_val.dataset("val")
 
 
 def test_datamodule_arguments_reach_jsonargparse():
