@@ -121,6 +121,13 @@ def test_installed_predict_with_a_default_model(installed, tmp_path):
     env, cwd, affect = installed["env"], installed["cwd"], installed["affect"]
     package = installed["purelib"] / "affect" / "models" / "default"
     media = face_media(tmp_path / "media")
+    # the wheel ships the default model: no checkpoint needed, from an empty folder
+    shipped = run([affect, "predict", media["image"], "-o", "shipped", "--device", "cpu", "--no-progress"], cwd, env)
+    assert shipped.returncode == 0, shipped.stderr[-4000:]
+    rows = pd.read_csv(cwd / "shipped" / "predictions.csv")
+    assert (rows["face_detected"] == 1).all() and abs(rows[list(EXPR_CLASSES)].sum(axis=1) - 1).max() < 1e-4
+    for f in ("model.json", "weights.pt"):
+        (package / f).unlink()
     missing = run([affect, "predict", media["image"], "-o", "none"], cwd, env)
     assert missing.returncode == 2 and "affect: error: no default model is installed" in missing.stderr
     tiny_default_model(tmp_path / "model", tmp_path)
