@@ -49,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from affect.face import FaceDetector, iter_video_frames  # noqa: E402
 from affect.io import write_video  # noqa: E402
+from affect.io.encode import loop_video  # noqa: E402
 from affect.labels import EXPR_CLASSES  # noqa: E402
 from affect.predict import MediaDataModule, run_predict  # noqa: E402
 from affect.predict.tracks import box_iou  # noqa: E402
@@ -337,36 +338,6 @@ def _default(key: str):
 # resident memory of ``affect predict`` (a fresh process per video, the CLI's default outputs) on videos
 # of each length made by looping the real clip (its packets copied, not re-encoded); rows and crops are
 # streamed to disk as they are predicted, so the peak should not grow with the video's length.
-
-
-def loop_video(src: Path, dest: Path, seconds: float) -> int:
-    """``src``'s video stream repeated (packets copied, timestamps shifted) to at least ``seconds``;
-    returns the frame count."""
-    import av
-
-    frames = 0
-    with av.open(str(dest), "w") as out:
-        offset = 0
-        stream = None
-        while True:
-            with av.open(str(src)) as inp:
-                s_in = inp.streams.video[0]
-                if stream is None:
-                    stream = out.add_stream_from_template(s_in)
-                    rate = float(s_in.average_rate)
-                span = 0
-                for packet in inp.demux(s_in):
-                    if packet.dts is None:
-                        continue
-                    span = max(span, packet.pts + (packet.duration or 0))
-                    packet.pts += offset
-                    packet.dts += offset
-                    packet.stream = stream
-                    out.mux(packet)
-                    frames += 1
-                offset += span
-            if frames >= seconds * rate:
-                return frames
 
 
 def memory_child(argv: list[str]) -> int:

@@ -107,3 +107,33 @@ def write_video(
         if audio is not None:
             writer.write_audio(np.asarray(audio))
     return Path(path)
+
+
+def loop_video(src: str | Path, dest: str | Path, seconds: float) -> int:
+    """``src``'s video stream repeated (packets copied, not re-encoded; timestamps shifted) into ``dest``
+    until it lasts at least ``seconds``; returns the frame count (long test videos from a real clip)."""
+    import av
+
+    frames = 0
+    with av.open(str(dest), "w") as out:
+        offset = 0
+        stream = None
+        while True:
+            with av.open(str(src)) as inp:
+                s_in = inp.streams.video[0]
+                if stream is None:
+                    stream = out.add_stream_from_template(s_in)
+                    rate = float(s_in.average_rate)
+                span = 0
+                for packet in inp.demux(s_in):
+                    if packet.dts is None:
+                        continue
+                    span = max(span, packet.pts + (packet.duration or 0))
+                    packet.pts += offset
+                    packet.dts += offset
+                    packet.stream = stream
+                    out.mux(packet)
+                    frames += 1
+                offset += span
+            if frames >= seconds * rate:
+                return frames
