@@ -40,7 +40,6 @@ from collections.abc import Mapping, Sequence
 from typing import Literal
 
 import lightning as L
-import torch
 from torch import Tensor, nn
 
 from affect.data.batches import ID_KEYS, TASKS
@@ -55,6 +54,7 @@ from affect.models.compound.torch_model import (
 )
 from affect.models.compound.zero_shot import compound_au_table, compound_scores, resolve_compound_classes
 from affect.models.facebehaviornet.torch_model import FaceBehaviorNet
+from affect.models.optim import adam_with_decay
 from affect.models.stages import EpochEndHooks
 from affect.tracking import confusion_matrix_figure, log_figure
 
@@ -340,7 +340,7 @@ class CompoundFineTune(_CompoundMetricsMixin, EpochEndHooks, L.LightningModule):
         return pred
 
     def configure_optimizers(self):
-        return torch.optim.Adam([p for p in self.parameters() if p.requires_grad], lr=self.hparams.lr)
+        return adam_with_decay(self.parameters(), self.hparams.lr)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         source = self._init_source
