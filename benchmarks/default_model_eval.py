@@ -5,11 +5,12 @@
 training and model selection). The same split's image files are then handed to ``affect predict`` as a
 user would (``--data.init_args.select largest``, as the store was prepared), and its ``predictions.csv`` is
 scored against the folder labels. Printed: accuracy and macro-F1 of both paths, their difference, and the
-share of images with a face (detected, or the whole face-crop image: ``whole_image``) and with a detected one.
+share of images with a face (detected, or the whole face-crop image: ``whole_image``) and with a detected one;
+macro F1 is over the images with a face (the project's own :func:`affect.metrics.functional.expr_metrics`).
 
 Run: ``AFFECT_DATA=../shared/data python benchmarks/default_model_eval.py --config experiments/fer2013_default.yaml
---ckpt runs/fer2013_default/.../best.ckpt [--out runs/eval] [--limit 500]``; other arguments go to both
-commands' data piece is not changed (the store and the split come from the config).
+--ckpt runs/fer2013_default/.../best.ckpt [--out runs/eval] [--limit 500]``; other arguments go to ``affect test``
+(e.g. the run's ``--data.init_args.store``).
 """
 
 from __future__ import annotations
@@ -24,16 +25,10 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import torch  # noqa: E402
+
 from affect.labels import EXPR_CLASSES  # noqa: E402
-
-
-def macro_f1(y: np.ndarray, p: np.ndarray, n: int = len(EXPR_CLASSES)) -> float:
-    """Macro F1 over the ``n`` classes (a class absent from both ``y`` and ``p`` counts 0, as torchmetrics)."""
-    f1 = []
-    for c in range(n):
-        tp, fp, fn = np.sum((p == c) & (y == c)), np.sum((p == c) & (y != c)), np.sum((p != c) & (y == c))
-        f1.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
-    return float(np.mean(f1))
+from affect.metrics.functional import expr_metrics  # noqa: E402
 
 
 def through_test(config: str, ckpt: str, extra: list[str]) -> tuple[dict[str, float], pd.DataFrame, str]:
@@ -60,17 +55,13 @@ def through_predict(ckpt: str, held: pd.DataFrame, root: str, out: Path) -> dict
     faced = rows[rows["face_detected"] == 1]
     pred = faced[list(EXPR_CLASSES)].to_numpy().argmax(1)
     y = np.array([label[i] for i in faced.index])
-    # an image without a face is a wrong answer (the user got none)
-    y_all = np.array(list(label.values()))
-    p_all = np.full(len(files), -1)
-    pos = {f: k for k, f in enumerate(files)}
-    for i, c in zip(faced.index, pred, strict=True):
-        p_all[pos[i]] = c
+    scores = expr_metrics(torch.from_numpy(pred), torch.from_numpy(y), num_classes=len(EXPR_CLASSES))
+    n_missing = len(files) - len(faced)  # an image without a face is a wrong answer (the user got none)
     return {
-        "acc": float(np.mean(p_all == y_all)), "f1": macro_f1(y_all, p_all),
-        "acc_on_faces": float(np.mean(pred == y)) if len(y) else float("nan"),
-        "faces": len(faced) / len(files), "detected": float((faced["whole_image"] == 0).sum()) / len(files),
-        "images": len(files),
+        "acc": float(np.sum(pred == y)) / len(files), "f1": float(scores["f1"]),
+        "acc_on_faces": float(scores["acc"]), "faces": len(faced) / len(files),
+        "detected": float((faced["whole_image"] == 0).sum()) / len(files), "images": len(files),
+        "images_without_face": n_missing,
     }  # fmt: skip
 
 
