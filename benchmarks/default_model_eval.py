@@ -31,10 +31,11 @@ from affect.labels import EXPR_CLASSES  # noqa: E402
 from affect.metrics.functional import expr_metrics  # noqa: E402
 
 
-def through_test(config: str, ckpt: str, extra: list[str]) -> tuple[dict[str, float], pd.DataFrame, str]:
+def through_test(config: str, ckpt: str, out: Path, extra: list[str]) -> tuple[dict[str, float], pd.DataFrame, str]:
     from affect.cli import build_cli
 
-    cli = build_cli(["test", "--config", config, "--ckpt_path", ckpt, "--trainer.logger=false", *extra])
+    cli = build_cli(["test", "--config", config, "--ckpt_path", ckpt, "--trainer.logger=false",
+                     "--trainer.default_root_dir", str(out / "test"), *extra])  # its own folder (config.yaml)
     m = cli.trainer.callback_metrics
     dm = cli.datamodule
     held = dm.manifest[dm.manifest["split"] == "test"]
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--out", default="runs/default_model_eval")
     ap.add_argument("--limit", type=int, default=None, help="predict only the first N held-out images")
     args, extra = ap.parse_known_args(argv)
-    test, held, root = through_test(args.config, args.ckpt, extra)
+    test, held, root = through_test(args.config, args.ckpt, Path(args.out), extra)
     if args.limit:
         held = held.iloc[: args.limit]
     pred = through_predict(args.ckpt, held, root, Path(args.out))
