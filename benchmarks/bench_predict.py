@@ -1,6 +1,6 @@
 """``affect predict``'s speed settings: frames/s end to end next to their accuracy cost against per-frame detection.
 
-Run: ``python benchmarks/bench_predict.py [--ckpt CKPT | --untrained] [--loops 4] [--grid 3] [--clips NAME ...]
+Run: ``python benchmarks/bench_predict.py [--ckpt CKPT | --default-model | --untrained] [--loops 4] [--grid 3] [--clips NAME ...]
 [--no-photos] [--no-detector] [--threads 2] [--settings NAME ...] [--smoke]`` (results: docs/predict_speed.md);
 ``--memory [--minutes 1 10]``: peak resident memory on looped videos (end of this file; docs/predict_outputs.md).
 
@@ -143,7 +143,7 @@ class Run:
     start_cpu_s: float
 
 
-def predict(ckpt: Path, inputs: list[Path], out: Path, options: dict | None) -> Run:
+def predict(ckpt: Path | None, inputs: list[Path], out: Path, options: dict | None) -> Run:
     """``affect predict`` via the real CLI; the clocks split where the face stream (detector, extraction) starts."""
     marks: list[tuple[float, float]] = []
     extract = MediaDataModule.face_stream
@@ -270,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--ckpt", type=Path, default=None, help="a trained checkpoint (default: train a small one)")
     p.add_argument("--untrained", action="store_true", help="random weights (speed only; dp is not a trained model's)")
+    p.add_argument("--default-model", action="store_true", help="the package's default model (what plain predict runs)")
     p.add_argument("--no-photos", action="store_true", help="skip the photo runs")
     p.add_argument("--train-steps", type=int, default=400, help="steps of the model trained when no --ckpt")
     p.add_argument("--loops", type=int, default=4, help="times single_face.mp4 is repeated")
@@ -287,9 +288,12 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp)
         clips, pics = videos(tmp, args.loops, args.grid, args.smoke, args.clips), [] if args.no_photos else photos(args.smoke)
         untrained = args.smoke or args.untrained
-        ckpt = args.ckpt or (default_checkpoint(tmp) if untrained else trained_checkpoint(args.train_steps))
+        if args.default_model:
+            ckpt = None  # run_predict's default: the model shipped in the package
+        else:
+            ckpt = args.ckpt or (default_checkpoint(tmp) if untrained else trained_checkpoint(args.train_steps))
         print(f"videos: {', '.join(c.name for c in clips)}; photos: {', '.join(map(str, pics)) or 'none'}")
-        print(f"model: {ckpt}; torch threads: {torch.get_num_threads()}; cpus: {os.cpu_count()}; "
+        print(f"model: {ckpt or 'the default model'}; torch threads: {torch.get_num_threads()}; cpus: {os.cpu_count()}; "
               f"load average: {os.getloadavg()[0]:.1f}")  # fmt: skip
         if not args.no_detector:
             frames = [f for _, f in iter_video_frames(clips[0])][: 4 if args.smoke else None]
