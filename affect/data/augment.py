@@ -3,6 +3,7 @@
 ``BatchAugment`` works on a collated batch dict, so the same code serves the JPEG/PNG datasets
 (applied in the DataLoader's collate, inside the workers) and the prepared store (whole-batch
 gathers): random horizontal flips — with the 68 landmarks mirrored and re-indexed — random
+rotations and scalings about the centre (off by default; landmarks moved with the pixels), random
 translations with edge padding, and random erasing of a square patch ("cutout", DeVries & Taylor
 2017; off by default). Labels are unchanged (VA, EXPR and AU occurrence are taken as left-right
 symmetric; an erased patch hides part of the face, as occlusions in-the-wild do).
@@ -33,8 +34,9 @@ MIRROR_68: tuple[int, ...] = (
 
 
 class BatchAugment:
-    """Random horizontal flip (probability ``flip``), translation (up to ``max_shift`` of the side)
-    and erasing (probability ``erase``: a grey square of side ``erase_size`` x the image side, at a
+    """Random horizontal flip (probability ``flip``), rotation (uniform in +-``max_rotate`` degrees)
+    and scaling (uniform in ``1 +- max_scale``) about the image centre, translation (up to
+    ``max_shift`` of the side) and erasing (probability ``erase``: a grey square of side ``erase_size`` x the image side, at a
     uniformly random centre, clipped at the borders).
 
     In DataLoader workers each worker draws its own stream (the seed is mixed with the worker id on
@@ -55,14 +57,19 @@ class BatchAugment:
         max_shift: float = 0.06,
         erase: float = 0.0,
         erase_size: float = 0.4,
+        max_rotate: float = 0.0,
+        max_scale: float = 0.0,
         seed: int | None = None,
     ) -> None:
         if not 0.0 <= flip <= 1.0 or not 0.0 <= max_shift < 0.5:
             raise ValueError(f"flip must be in [0, 1] and max_shift in [0, 0.5), got {flip}, {max_shift}")
+        if not 0.0 <= max_rotate <= 180.0 or not 0.0 <= max_scale < 1.0:
+            raise ValueError(f"max_rotate must be in [0, 180] degrees and max_scale in [0, 1), got {max_rotate}, {max_scale}")
         if not 0.0 <= erase <= 1.0 or not 0.0 < erase_size <= 1.0:
             raise ValueError(f"erase must be in [0, 1] and erase_size in (0, 1], got {erase}, {erase_size}")
         self.flip, self.max_shift = flip, max_shift
         self.erase, self.erase_size = erase, erase_size
+        self.max_rotate, self.max_scale = max_rotate, max_scale
         self.seed = int(seed) if seed is not None else int(np.random.SeedSequence().entropy % 2**63)
         self.generator = torch.Generator()
         self.generator.manual_seed(self.seed)
@@ -92,6 +99,8 @@ class BatchAugment:
                 mirrored = landmarks[flip][:, list(MIRROR_68)]
                 mirrored[..., 0] = 1.0 - mirrored[..., 0]
                 landmarks[flip] = mirrored
+        if self.max_rotate > 0 or self.max_scale > 0:
+            images, landmarks = self._rotate_scale(images, landmarks)
         if self.max_shift > 0:
             limit = max(1, round(self.max_shift * min(h, w)))
             shifts = torch.randint(-limit, limit + 1, (n, 2), generator=self.generator)
@@ -110,6 +119,30 @@ class BatchAugment:
         if landmarks is not None:
             out["landmarks"] = landmarks
         return out
+
+    def _rotate_scale(self, images: torch.Tensor, landmarks: torch.Tensor | None):
+        """Rotate by ``a`` and scale by ``s`` about the centre, bilinear, borders replicated (one
+        ``affine_grid`` + ``grid_sample`` for the batch). Output pixel ``p`` (pixel units from the
+        centre) reads input ``R(-a) p / s``; landmarks ``q`` (in [0, 1]) move to ``s R(a) q``."""
+        n, _, h, w = images.shape
+        angle = (torch.rand(n, generator=self.generator) * 2 - 1) * self.max_rotate * torch.pi / 180
+        scale = 1 + (torch.rand(n, generator=self.generator) * 2 - 1) * self.max_scale
+        cos, sin = torch.cos(angle), torch.sin(angle)
+        # in affine_grid's normalised coordinates x_n = x / (w / 2), y_n = y / (h / 2)
+        theta = torch.zeros(n, 2, 3)
+        theta[:, 0, 0], theta[:, 0, 1] = cos / scale, sin / scale * h / w
+        theta[:, 1, 0], theta[:, 1, 1] = -sin / scale * w / h, cos / scale
+        grid = torch.nn.functional.affine_grid(theta, (n, images.shape[1], h, w), align_corners=False)
+        out = torch.nn.functional.grid_sample(images.float(), grid, mode="bilinear", padding_mode="border",
+                                              align_corners=False)  # fmt: skip
+        out = out.round_().clamp_(0, 255).to(images.dtype)
+        if landmarks is not None:
+            px = (landmarks[..., 0] - 0.5) * w  # pixel units from the centre
+            py = (landmarks[..., 1] - 0.5) * h
+            c, s_, k = cos[:, None], sin[:, None], scale[:, None]
+            moved = torch.stack([k * (c * px - s_ * py) / w + 0.5, k * (s_ * px + c * py) / h + 0.5], dim=-1)
+            landmarks = moved.to(landmarks.dtype)
+        return out, landmarks
 
     def _erase(self, images: torch.Tensor) -> torch.Tensor:
         """Grey out one square per chosen image (a [n, h, w] mask built from two range comparisons)."""

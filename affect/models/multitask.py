@@ -21,6 +21,7 @@ callbacks (:mod:`affect.models.callbacks`) fed by what the evaluation steps retu
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Literal
 
 import lightning as L
 import torch
@@ -77,6 +78,9 @@ class MultiTaskModule(EpochEndHooks, L.LightningModule):
         lr: Adam learning rate (paper: 1e-4 or 1e-5).
         lr_decay_after: epoch from which the learning rate decays exponentially (``None`` = constant).
         lr_decay_gamma: the per-epoch decay factor.
+        lr_schedule: ``"step"`` (the paper's: constant, or the decay above) or ``"cosine"`` (not in the
+            paper: annealed to 0 over the run's optimiser steps, ``trainer.max_epochs`` / ``max_steps``;
+            needs ``lr_decay_after: null``).
         au_threshold: AU decision threshold of the AU metrics.
         init_checkpoint: a checkpoint of an earlier run whose tensors are copied where name and shape
             match, when ``fit`` starts (e.g. MT-VGG pre-trained on Aff-Wild, Sec. VI-A; CNN-RNNs
@@ -105,6 +109,7 @@ class MultiTaskModule(EpochEndHooks, L.LightningModule):
         lr: float = 1e-4,
         lr_decay_after: int | None = None,
         lr_decay_gamma: float = 0.95,
+        lr_schedule: Literal["step", "cosine"] = "step",
         au_threshold: float = 0.5,
         init_checkpoint: str | None = None,
         reset_head: bool = False,
@@ -402,4 +407,6 @@ class MultiTaskModule(EpochEndHooks, L.LightningModule):
 
     # ------------------------------------------------------------------ optimisation (affect.models.optim)
     def configure_optimizers(self):
-        return adam_with_decay(self.parameters(), self.hparams.lr, self.hparams.lr_decay_after, self.hparams.lr_decay_gamma)
+        h = self.hparams
+        cosine = int(self.trainer.estimated_stepping_batches) if h.get("lr_schedule") == "cosine" else None
+        return adam_with_decay(self.parameters(), h.lr, h.lr_decay_after, h.lr_decay_gamma, cosine_steps=cosine)

@@ -148,3 +148,46 @@ def test_datamodule_augment_options_mapping(tmp_path):
         Fer2013DataModule(str(tmp_path), augment={"mixup": 0.2})
     with pytest.raises(ConfigError, match="erase must be in"):
         Fer2013DataModule(str(tmp_path), augment={"erase": 2.0})
+
+
+def _bright_spots(image: torch.Tensor, threshold: int = 100) -> np.ndarray:
+    """Intensity-weighted centre (x, y) in pixels of each of the bright blobs, left to right."""
+    from scipy import ndimage
+
+    plane = image[0, 0].numpy().astype(float)
+    labels, count = ndimage.label(plane > threshold)
+    centres = ndimage.center_of_mass(plane, labels, range(1, count + 1))
+    return np.array(sorted((x + 0.5, y + 0.5) for y, x in centres))
+
+
+@pytest.mark.parametrize("non_square", [False, True])
+def test_rotate_scale_moves_pixels_and_landmarks_together(non_square):
+    h, w = (40, 60) if non_square else (48, 48)
+    image = torch.zeros(1, 3, h, w, dtype=torch.uint8)
+    points = np.array([[0.3, 0.35], [0.7, 0.6]])  # two 3x3 bright squares at these normalised points
+    for x, y in points:
+        cx, cy = int(x * w), int(y * h)
+        image[0, :, cy - 1 : cy + 2, cx - 1 : cx + 2] = 255
+    centres = _bright_spots(image) / [w, h]  # the squares' centres, normalised
+    batch = {"image": image, "landmarks": torch.tensor(centres, dtype=torch.float32)[None]}
+    aug = BatchAugment(flip=0.0, max_shift=0.0, max_rotate=30.0, max_scale=0.2, seed=5)
+    out = aug(batch)
+    moved = _bright_spots(out["image"]) / [w, h]
+    np.testing.assert_allclose(out["landmarks"][0].numpy(), moved, atol=0.6 / min(h, w))
+    assert np.abs(moved - centres).max() > 2 / min(h, w)  # it did move them
+    # an independent reference for the landmarks: the rotation and scale recovered from the two points
+    # give the same distance ratio and angle change for the pixels
+    d0, d1 = (centres[1] - centres[0]) * [w, h], (moved[1] - moved[0]) * [w, h]
+    assert 0.8 - 0.02 <= np.linalg.norm(d1) / np.linalg.norm(d0) <= 1.2 + 0.02
+    turn = np.degrees(np.arctan2(d1[1], d1[0]) - np.arctan2(d0[1], d0[0]))
+    assert abs(turn) <= 30 + 1
+
+
+def test_rotate_scale_off_by_default_and_checked():
+    batch = face_batch(n=2)
+    out = BatchAugment(flip=0.0, max_shift=0.0, seed=0)(batch)
+    assert torch.equal(out["image"], batch["image"]) and torch.equal(out["landmarks"], batch["landmarks"])
+    with pytest.raises(ValueError, match="max_rotate must be in"):
+        BatchAugment(max_rotate=-1.0)
+    with pytest.raises(ValueError, match="max_scale"):
+        BatchAugment(max_scale=1.5)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import lightning as L
 import numpy as np
 import pytest
 import torch
@@ -21,6 +22,7 @@ from affect.models.batching import concat_batches, normalise_images
 from affect.models.callbacks import EvaluationFigures
 from affect.models.mt_vgg import ABAW2020_AU_SET, MTVGG, MTVGGModule, MultiTaskHead
 from affect.models.multitask import MultiTaskModule
+from affect.models.optim import adam_with_decay
 from affect.models.weights import WeightsFileError, load_weights
 
 TINY = {"backbone": "test_resnet", "hidden": 32}
@@ -159,6 +161,23 @@ def test_lr_decays_exponentially_after_n_epochs():
         sched.step()
     np.testing.assert_allclose(lrs, [1e-4, 1e-4, 5e-5, 2.5e-5, 1.25e-5])
     assert isinstance(MTVGGModule(**TINY, image_size=32).configure_optimizers(), torch.optim.Adam)
+
+
+def test_cosine_schedule_anneals_to_zero_over_the_fit(tmp_path):
+    dm = ToyDataModule(num_train=16, num_val=4, batch_size=4, image_size=32, num_aus=8)
+    module = MTVGGModule(**TINY, image_size=32, lr=1e-3, lr_schedule="cosine")
+    seen = []
+
+    class Record(L.Callback):
+        def on_train_batch_start(self, trainer, *args):
+            seen.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+    tr = trainer(tmp_path, max_epochs=2, limit_val_batches=0, callbacks=[Record()])
+    tr.fit(module, dm)
+    steps = 2 * 4  # 2 epochs of 16 / 4 batches
+    np.testing.assert_allclose(seen, [1e-3 * 0.5 * (1 + np.cos(np.pi * s / steps)) for s in range(steps)], rtol=1e-6)
+    with pytest.raises(ValueError, match="no step decay"):
+        adam_with_decay(module.parameters(), 1e-3, decay_after=1, cosine_steps=steps)
 
 
 def test_module_trains_logs_and_metrics_match_references(tmp_path):
