@@ -137,7 +137,4 @@ class AFEWVADataModule(CorpusDataModule):
 
     def __init__(self, root: str, box_margin: float | None = None, **kwargs) -> None:
         super().__init__(root, **kwargs)
-        self.box_margin = box_margin
-
-    def make_manifest(self) -> tuple[pd.DataFrame, LoadReport]:
-        return make_afew_va_manifest(self.root, self.box_margin)
+        self.hold_parser_args(locals())

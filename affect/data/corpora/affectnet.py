@@ -273,9 +273,4 @@ class AffectNetDataModule(CorpusDataModule):
         super().__init__(root, **kwargs)
         if release is not None and release not in RELEASES:
             raise ValueError(f"release must be one of {RELEASES} or None, got {release!r}")
-        self.release = release
-        self.require_images = require_images
-        self.val_as_test = val_as_test
-
-    def make_manifest(self) -> tuple[pd.DataFrame, LoadReport]:
-        return make_affectnet_manifest(self.root, self.release, self.require_images, self.val_as_test)
+        self.hold_parser_args(locals())

@@ -251,9 +251,5 @@ class AffWildDataModule(VideoCorpusDataModule):
         self, root: str, frames_dir: str | None = None, extract: bool = True, pts_base: int = 0, **kwargs
     ) -> None:
         super().__init__(root, **kwargs)
+        self.hold_parser_args(locals())
         self.frames_dir = resolve_root(frames_dir) if frames_dir is not None else None
-        self.extract = extract
-        self.pts_base = pts_base
-
-    def make_manifest(self) -> tuple[pd.DataFrame, LoadReport]:
-        return make_affwild_manifest(self.root, self.frames_dir, self.extract, self.pts_base)

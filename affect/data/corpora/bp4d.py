@@ -201,9 +201,10 @@ def make_bp4d_manifest(
 
 
 class BP4DDataModule(CorpusDataModule):
-    """BP4D-Spontaneous frames (or sequences per subject/task) for AU detection."""
+    """BP4D-Spontaneous frames (or sequences per subject/task) for AU detection (``aus`` None: ``default_aus``)."""
 
     corpus = CORPUS
+    default_aus: tuple[int, ...] = BP4D_AUS
 
     def __init__(
         self,
@@ -216,11 +217,5 @@ class BP4DDataModule(CorpusDataModule):
         **kwargs,
     ) -> None:
         super().__init__(root, **kwargs)
-        self.aus = tuple(aus) if aus is not None else BP4D_AUS
-        self.image_pattern = image_pattern
-        self.au_dir = au_dir
-        self.fold = fold
-        self.num_folds = num_folds
-
-    def make_manifest(self) -> tuple[pd.DataFrame, LoadReport]:
-        return make_bp4d_manifest(self.root, self.aus, self.image_pattern, self.au_dir, self.fold, self.num_folds)
+        self.hold_parser_args(locals())
+        self.aus = tuple(aus) if aus is not None else self.default_aus

@@ -196,15 +196,5 @@ class DISFADataModule(VideoCorpusDataModule):
         **kwargs,
     ) -> None:
         super().__init__(root, **kwargs)
-        self.camera = camera
-        self.threshold = threshold
-        self.fold = fold
-        self.num_folds = num_folds
-        self.frames_dir = frames_dir
-        self.extract = extract
-
-    def make_manifest(self) -> tuple[pd.DataFrame, LoadReport]:
-        return make_disfa_manifest(
-            self.root, self.camera, self.threshold, self.fold, self.num_folds, self.frames_dir, self.extract
-        )
+        self.hold_parser_args(locals())
 

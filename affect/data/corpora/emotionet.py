@@ -298,8 +298,4 @@ class EmotioNetDataModule(CorpusDataModule):
         self, root: str, require_images: bool = True, classes: list[str] | None = None, **kwargs
     ) -> None:
         super().__init__(root, **kwargs)
-        self.require_images = require_images
-        self.classes = classes
-
-    def make_manifest(self) -> tuple[pd.DataFrame, LoadReport]:
-        return make_emotionet_manifest(self.root, self.require_images, self.classes)
+        self.hold_parser_args(locals())

@@ -183,13 +183,4 @@ class OMGEmotionDataModule(VideoCorpusDataModule):
         **kwargs,
     ) -> None:
         super().__init__(root, **kwargs)
-        self.clips_dir = clips_dir
-        self.frames_dir = frames_dir
-        self.extract = extract
-        self.include_test = include_test
-        self.rescale_arousal = rescale_arousal
-
-    def make_manifest(self) -> tuple[pd.DataFrame, LoadReport]:
-        return make_omg_emotion_manifest(
-            self.root, self.clips_dir, self.frames_dir, self.extract, self.include_test, self.rescale_arousal
-        )
+        self.hold_parser_args(locals())

@@ -280,14 +280,4 @@ class SEWADataModule(VideoCorpusDataModule):
         super().__init__(root, **kwargs)
         if layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
-        self.layout = layout
-        self.interpolation = interpolation
-        self.video_dir = video_dir
-        self.frames_dir = frames_dir
-        self.extract = extract
-        self.fps = fps
-
-    def make_manifest(self) -> tuple[pd.DataFrame, LoadReport]:
-        return make_sewa_manifest(
-            self.root, self.layout, self.interpolation, self.video_dir, self.frames_dir, self.extract, self.fps
-        )
+        self.hold_parser_args(locals())
