@@ -36,7 +36,7 @@ import pandas as pd
 
 from affect.data.corpora._folds import BP4D_3FOLD, check_fold, subject_folds
 from affect.data.datamodule import CorpusDataModule
-from affect.data.manifest import LoadReport, validate_manifest
+from affect.data.manifest import LoadReport, counted, stack_tables
 from affect.data.textio import read_text
 from affect.labels import AU_SET
 
@@ -171,10 +171,7 @@ def parse_bp4d_like(
         for au, col in values.items():
             table[f"AU{au}"] = col[keep]
         tables.append(table)
-    df = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=["path", "corpus"])
-    df = validate_manifest(df)
-    report.kept = len(df)
-    return df, report
+    return counted(stack_tables(tables), report)
 
 
 def make_bp4d_manifest(

@@ -36,7 +36,7 @@ from urllib.parse import parse_qs, urlparse
 import pandas as pd
 
 from affect.data.corpora._video import VideoCorpusDataModule
-from affect.data.manifest import LoadReport, validate_manifest
+from affect.data.manifest import LoadReport, counted
 from affect.data.textio import read_text
 from affect.data.video import video_frame_paths
 from affect.io import MediaReadError
@@ -162,9 +162,7 @@ def make_omg_emotion_manifest(
                 continue
             records.extend({**base, "path": files[k], "frame": k} for k in sorted(files))
     df = pd.DataFrame.from_records(records) if records else pd.DataFrame(columns=["path", "corpus"])
-    df = validate_manifest(df)
-    report.kept = len(df)
-    return df, report
+    return counted(df, report)
 
 
 class OMGEmotionDataModule(VideoCorpusDataModule):
