@@ -1,7 +1,8 @@
 """The thin ``LightningDataModule`` every corpus module builds on.
 
-A corpus module (``affect/data/corpora/<slug>.py``) subclasses :class:`CorpusDataModule` and
-implements :meth:`make_manifest` by calling its native-layout parser. Everything else —
+A corpus module (``affect/data/corpora/<slug>.py``) subclasses :class:`CorpusDataModule` and holds
+its native-layout parser's arguments (:meth:`~CorpusDataModule.hold_parser_args`), which
+:meth:`~CorpusDataModule.make_manifest` runs the parser with. Everything else —
 optional task filtering, subject-independent validation splits, frame vs sequence samples,
 the prepared store — is here, once.
 
@@ -170,9 +171,22 @@ class CorpusDataModule(L.LightningDataModule):
         self._manifest: pd.DataFrame | None = None
         self.datasets: dict[str, Dataset] = {}
 
+    def hold_parser_args(self, given: Mapping[str, object]) -> None:
+        """Hold the corpus parser's arguments among ``given`` (a corpus module's ``locals()`` in ``__init__``)
+        as attributes of the same names: what :meth:`make_manifest` runs the parser with and a store records."""
+        for name in self._parser_names() or ():
+            if name in given:
+                setattr(self, name, given[name])
+
     def make_manifest(self) -> tuple[pd.DataFrame, LoadReport]:
-        """Parse the native release under ``self.root`` (implemented by each corpus module)."""
-        raise NotImplementedError(f"{type(self).__name__} must implement make_manifest()")
+        """Parse the native release under ``self.root``: the corpus's ``make_<corpus>_manifest`` run with the
+        parser arguments this module holds (the others keep the parser's defaults); a module whose
+        ``corpus`` has no parser in ``affect.data.corpora`` implements this itself."""
+        from affect.data.corpora import manifest_parser
+
+        if self._parser_names() is None:
+            raise NotImplementedError(f"{type(self).__name__} must implement make_manifest()")
+        return manifest_parser(self.corpus)(self.root, **self._held_parser_args())
 
     @property
     def manifest(self) -> pd.DataFrame:
@@ -238,13 +252,21 @@ class CorpusDataModule(L.LightningDataModule):
         its parameters that the module holds as attributes (JSON-normalised); None for a module
         whose ``corpus`` has no parser in ``affect.data.corpora``. ``task`` is left out: the
         module's task filter is applied to the store's table either way."""
+        if self._parser_names() is None:
+            return None
+        return json.loads(json.dumps(self._held_parser_args(), default=str))
+
+    def _parser_names(self) -> list[str] | None:
+        """The parameters of ``make_<corpus>_manifest`` after ``root``; None when ``corpus`` has no parser."""
         from affect.data.corpora import corpus_slugs, manifest_parser
 
         if self.corpus not in corpus_slugs():
             return None
-        names = list(inspect.signature(manifest_parser(self.corpus)).parameters)[1:]
-        own = {k: getattr(self, k) for k in names if k != "task" and hasattr(self, k)}
-        return json.loads(json.dumps(own, default=str))
+        return list(inspect.signature(manifest_parser(self.corpus)).parameters)[1:]
+
+    def _held_parser_args(self) -> dict[str, object]:
+        """The parser arguments this module holds as attributes (``task`` aside), by name."""
+        return {k: getattr(self, k) for k in self._parser_names() or () if k != "task" and hasattr(self, k)}
 
     def check_store_parser_args(self, record: dict | None) -> None:
         """Refuse a store whose recorded parser arguments (``store.json`` "parser") differ from this

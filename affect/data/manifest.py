@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -59,6 +59,18 @@ def manifest_from_records(records: Iterable[Mapping[str, object]]) -> pd.DataFra
     records = list(records)
     df = pd.DataFrame.from_records(records) if records else pd.DataFrame(columns=["path", "corpus"])
     return validate_manifest(df)
+
+
+def stack_tables(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """A parse's per-video tables as one (not yet validated) frame; with none, an empty one with the required columns."""
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=["path", "corpus"])
+
+
+def counted(df: pd.DataFrame, report: LoadReport) -> tuple[pd.DataFrame, LoadReport]:
+    """What a corpus parser returns: ``df`` validated (:func:`validate_manifest`) and ``report.kept`` its rows."""
+    df = validate_manifest(df)
+    report.kept = len(df)
+    return df, report
 
 
 def validate_manifest(df: pd.DataFrame) -> pd.DataFrame:

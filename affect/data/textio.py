@@ -10,6 +10,8 @@ A file that is not valid UTF-8 (e.g. one Latin-1 byte) is a clear error, not a s
 as UTF-8. We chose an error because a half-understood annotation file would silently change
 labels or drop a whole video; the user fixes one file and re-runs.
 
+:func:`write_lines` is the other direction, for the fixture writers (``affect.data.fixtures``).
+
 >>> import os, tempfile
 >>> p = os.path.join(tempfile.mkdtemp(), "a.txt")
 >>> _ = open(p, "wb").write(b"\\xef\\xbb\\xbfvalence,arousal\\r\\n0.1,0.2\\r\\n")
@@ -20,6 +22,7 @@ labels or drop a whole video; the user fixes one file and re-runs.
 from __future__ import annotations
 
 import codecs
+from collections.abc import Iterable
 from pathlib import Path
 
 from affect.errors import InputFileError
@@ -58,3 +61,11 @@ def read_text(path: str | Path) -> str:
 def read_lines(path: str | Path) -> list[str]:
     """:func:`read_text` split into lines (no line-end characters; no trailing empty line)."""
     return read_text(path).splitlines()
+
+
+def write_lines(path: str | Path, lines: Iterable[str]) -> Path:
+    """Write ``lines`` as a UTF-8 text file (``\n`` after each), creating its folder; returns ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path

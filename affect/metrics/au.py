@@ -13,21 +13,13 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor
-from torchmetrics import Metric
 
 from affect.labels import NUM_AU
-from affect.metrics.functional import (
-    _au_compute,
-    _au_format,
-    _au_threshold,
-    _au_update,
-    _check_finite,
-    _count_nonfinite,
-    _raise_nonfinite,
-)
+from affect.metrics.checks import ScoreMetric
+from affect.metrics.functional import _au_compute, _au_format, _au_threshold, _au_update
 
 
-class AUMetrics(Metric):
+class AUMetrics(ScoreMetric):
     """Per-AU TP/FP/FN/TN over annotated entries, and the AU scores derived from them.
 
     ``update(preds, target, mask=None)``: ``preds`` probabilities in [0, 1] ``[..., A]`` (apply
@@ -61,40 +53,30 @@ class AUMetrics(Metric):
     {'f1': 0.8333, 'acc': 0.8333, 'afa': 0.8333, 'total_acc': 0.8333, 'e_total': 0.8333}
     """
 
-    is_differentiable = False
-    higher_is_better = True
-    full_state_update = False
-    plot_lower_bound = 0.0
-    plot_upper_bound = 1.0
+    task = "AU"
 
     tp: Tensor
     fp: Tensor
     fn: Tensor
     tn: Tensor
-    nonfinite: Tensor
     threshold: Tensor
 
     def __init__(
         self, num_aus: int = NUM_AU, threshold: float | Sequence[float] = 0.5, validate_args: bool = True
     ) -> None:
-        super().__init__()
+        super().__init__(validate_args)
         if num_aus < 1:
             raise ValueError(f"AUMetrics needs num_aus >= 1, found {num_aus}")
         self.num_aus = num_aus
-        self.validate_args = validate_args
         self.register_buffer("threshold", _au_threshold(threshold, num_aus), persistent=False)
         for name in ("tp", "fp", "fn", "tn"):
             self.add_state(name, default=torch.zeros(num_aus, dtype=torch.long), dist_reduce_fx="sum")
-        self.add_state("nonfinite", default=torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
 
     def update(self, preds: Tensor, target: Tensor, mask: Tensor | None = None) -> None:
         """Add the batch's per-AU counts over the annotated entries (no host sync without ``validate_args``:
         NaN / inf predictions are then counted here and refused by ``compute``)."""
         p, t, m = _au_format(preds.detach(), target, mask, self.num_aus, self.validate_args)
-        if self.validate_args:
-            _check_finite(p, m, "AU")
-        else:
-            self.nonfinite += _count_nonfinite(p, m)
+        self.check_finite(p, m)
         tp, fp, fn, tn = _au_update(p, t, m, self.threshold)
         self.tp += tp
         self.fp += fp
@@ -103,5 +85,5 @@ class AUMetrics(Metric):
 
     def compute(self) -> dict[str, Tensor]:
         """Per-AU and mean scores over everything seen (all processes)."""
-        _raise_nonfinite(self.nonfinite, "AU")
+        self.raise_nonfinite()
         return _au_compute(self.tp, self.fp, self.fn, self.tn)

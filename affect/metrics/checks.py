@@ -1,10 +1,11 @@
 """NaN / inf checks shared by every evaluation metric (:mod:`affect.metrics.functional`,
-:mod:`affect.metrics.classification` and the ``Metric`` classes)."""
+:mod:`affect.metrics.classification` and the ``Metric`` classes, whose common base is :class:`ScoreMetric`)."""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
+from torchmetrics import Metric
 
 from affect.errors import AffectError
 
@@ -49,3 +50,34 @@ def _check_finite(preds: Tensor, annotated: Tensor, task: str) -> None:
 def _out_dtype(x: Tensor) -> torch.dtype:
     """float64 stays float64; everything else (bf16, fp16, fp32, ints) comes back as float32."""
     return torch.float64 if x.dtype == torch.float64 else torch.float32
+
+
+class ScoreMetric(Metric):
+    """A task's evaluation scores (higher is better, in [0, 1] unless a subclass says otherwise) from additive
+    states, refusing NaN / inf predictions on annotated entries: in ``update`` with ``validate_args``, else
+    counted there without a host sync (``nonfinite``) and raised by ``compute`` (:meth:`raise_nonfinite`)."""
+
+    is_differentiable = False
+    higher_is_better = True
+    full_state_update = False
+    plot_lower_bound = 0.0
+    plot_upper_bound = 1.0
+    task = ""  # the task named in the error ("VA", "EXPR", "AU")
+
+    nonfinite: Tensor
+
+    def __init__(self, validate_args: bool = True) -> None:
+        super().__init__()
+        self.validate_args = validate_args
+        self.add_state("nonfinite", default=torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
+
+    def check_finite(self, preds: Tensor, annotated: Tensor) -> None:
+        """Raise now (``validate_args``) or count for ``compute`` the NaN / inf ``preds`` on ``annotated`` entries."""
+        if self.validate_args:
+            _check_finite(preds, annotated, self.task)
+        else:
+            self.nonfinite += _count_nonfinite(preds, annotated)
+
+    def raise_nonfinite(self) -> None:
+        """Raise :class:`NonFinitePredictionError` if ``update`` counted NaN / inf predictions."""
+        _raise_nonfinite(self.nonfinite, self.task)

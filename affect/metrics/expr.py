@@ -10,20 +10,13 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torchmetrics import Metric
 
 from affect.labels import EXPR_IGNORE, NUM_EXPR
-from affect.metrics.functional import (
-    _check_finite,
-    _count_nonfinite,
-    _expr_compute,
-    _expr_format,
-    _expr_update,
-    _raise_nonfinite,
-)
+from affect.metrics.checks import ScoreMetric
+from affect.metrics.functional import _expr_compute, _expr_format, _expr_update
 
 
-class ExprMetrics(Metric):
+class ExprMetrics(ScoreMetric):
     """Macro F1, accuracy, UAR, Diag, E_total and the confusion matrix of expression predictions.
 
     ``update(preds, target)``: ``preds`` are scores ``[..., C]`` (logits or probabilities, argmax is
@@ -58,19 +51,14 @@ class ExprMetrics(Metric):
     {'f1': 0.5556, 'acc': 0.6667, 'uar': 0.6667, 'diag': 0.6667, 'e_total': 0.5922}
     """
 
-    is_differentiable = False
-    higher_is_better = True
-    full_state_update = False
-    plot_lower_bound = 0.0
-    plot_upper_bound = 1.0
+    task = "EXPR"
 
     confmat: Tensor
-    nonfinite: Tensor
 
     def __init__(
         self, num_classes: int = NUM_EXPR, ignore_index: int = EXPR_IGNORE, validate_args: bool = True
     ) -> None:
-        super().__init__()
+        super().__init__(validate_args)
         if num_classes < 2:
             raise ValueError(f"ExprMetrics needs num_classes >= 2, found {num_classes}")
         if 0 <= ignore_index < num_classes:
@@ -79,11 +67,9 @@ class ExprMetrics(Metric):
             )
         self.num_classes = num_classes
         self.ignore_index = ignore_index
-        self.validate_args = validate_args
         self.add_state(
             "confmat", default=torch.zeros(num_classes, num_classes, dtype=torch.long), dist_reduce_fx="sum"
         )
-        self.add_state("nonfinite", default=torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
 
     def update(self, preds: Tensor, target: Tensor) -> None:
         """Add the batch's labelled samples to the confusion matrix (no host sync without ``validate_args``:
@@ -91,13 +77,10 @@ class ExprMetrics(Metric):
         preds = preds.detach()
         pred_ids, tgt = _expr_format(preds, target, self.num_classes, self.ignore_index, self.validate_args)
         labelled = (target != self.ignore_index).unsqueeze(-1)
-        if self.validate_args:
-            _check_finite(preds, labelled, "EXPR")
-        else:
-            self.nonfinite += _count_nonfinite(preds, labelled)
+        self.check_finite(preds, labelled)
         self.confmat += _expr_update(pred_ids, tgt, self.num_classes, self.ignore_index)
 
     def compute(self) -> dict[str, Tensor]:
         """Scores over everything seen (all processes)."""
-        _raise_nonfinite(self.nonfinite, "EXPR")
+        self.raise_nonfinite()
         return _expr_compute(self.confmat)

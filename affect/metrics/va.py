@@ -14,21 +14,14 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torchmetrics import Metric
 
-from affect.metrics.functional import (
-    _check_finite,
-    _count_nonfinite,
-    _raise_nonfinite,
-    _va_compute,
-    _va_format,
-    _va_update,
-)
+from affect.metrics.checks import ScoreMetric
+from affect.metrics.functional import _va_compute, _va_format, _va_update
 
 _STATES = ("n", "sum_p", "sum_t", "sum_pp", "sum_tt", "sum_pt", "sum_se")
 
 
-class VAMetrics(Metric):
+class VAMetrics(ScoreMetric):
     """CCC (eq. 1, population moments) and MSE of valence and arousal over the whole evaluation set.
 
     ``update(preds, target, mask=None)``: ``preds``/``target`` float ``[..., 2]`` (valence, arousal;
@@ -51,11 +44,9 @@ class VAMetrics(Metric):
     {'ccc_v': 0.9574, 'ccc_a': 0.6667, 'ccc': 0.8121, 'mse_v': 0.01, 'mse_a': 0.01, 'mse': 0.01}
     """
 
-    is_differentiable = False  # states are detached float64 sums; use affect.metrics.ccc in a loss
-    higher_is_better = True
-    full_state_update = False
+    # not differentiable (ScoreMetric): states are detached float64 sums; use affect.metrics.ccc in a loss
+    task = "VA"
     plot_lower_bound = -1.0
-    plot_upper_bound = 1.0
 
     n: Tensor
     sum_p: Tensor
@@ -64,27 +55,21 @@ class VAMetrics(Metric):
     sum_tt: Tensor
     sum_pt: Tensor
     sum_se: Tensor
-    nonfinite: Tensor
 
     def __init__(self, validate_args: bool = True) -> None:
-        super().__init__()
-        self.validate_args = validate_args
+        super().__init__(validate_args)
         for name in _STATES:
             self.add_state(name, default=torch.zeros(2, dtype=torch.float64), dist_reduce_fx="sum")
-        self.add_state("nonfinite", default=torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
 
     def update(self, preds: Tensor, target: Tensor, mask: Tensor | None = None) -> None:
         """Add the batch's sums (masked entries excluded). NaN / inf predictions on annotated entries raise
         here with ``validate_args``, else (no host sync) they are counted and refused by ``compute``."""
         p, t, m = _va_format(preds.detach(), target.detach(), mask, num_outputs=2)
-        if self.validate_args:
-            _check_finite(p, m, "VA")
-        else:
-            self.nonfinite += _count_nonfinite(p, m)
+        self.check_finite(p, m)
         for name, value in zip(_STATES, _va_update(p, t, m), strict=True):
             setattr(self, name, getattr(self, name) + value)
 
     def compute(self) -> dict[str, Tensor]:
         """CCC and MSE per dimension and their means over everything seen (all processes)."""
-        _raise_nonfinite(self.nonfinite, "VA")
+        self.raise_nonfinite()
         return _va_compute(*(getattr(self, name) for name in _STATES))

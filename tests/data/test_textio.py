@@ -10,7 +10,7 @@ import pytest
 
 from affect.data.corpora import corpus_slugs, manifest_parser
 from affect.data.fixtures import fixture_writer
-from affect.data.textio import AnnotationTextError, read_lines, read_text
+from affect.data.textio import AnnotationTextError, read_lines, read_text, write_lines
 
 TEXT_SUFFIXES = (".txt", ".csv", ".json")
 PARSERS = Path(__file__).resolve().parents[2] / "affect" / "data" / "corpora"
@@ -76,3 +76,10 @@ def test_every_parser_accepts_bom_crlf_and_rejects_latin1(slug, tmp_path):
     with pytest.raises(AnnotationTextError, match=r"line [12] is not UTF-8 text .*re-save the file as UTF-8") as err:
         parse(root)
     assert str(root) in str(err.value)
+
+
+def test_write_lines_creates_the_folder_and_ends_every_line(tmp_path):
+    path = write_lines(tmp_path / "a" / "b" / "labels.csv", ["time,A1", "0.10,-0.5", "caf\u00e9"])
+    assert path == tmp_path / "a" / "b" / "labels.csv"
+    assert path.read_bytes() == b"time,A1\n0.10,-0.5\ncaf\xc3\xa9\n"
+    assert read_lines(path) == ["time,A1", "0.10,-0.5", "caf\u00e9"]

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from affect.data.datamodule import CorpusDataModule
-from affect.data.manifest import LoadReport, validate_manifest
+from affect.data.manifest import LoadReport, counted
 from affect.data.textio import read_text
 
 CORPUS = "afew_va"
@@ -125,9 +125,7 @@ def make_afew_va_manifest(
         if unlabelled:
             report.skip("PNG without label", len(unlabelled), example=f"{clip.name}/{sorted(unlabelled)[0]}.png")
     df = pd.DataFrame.from_records(records) if records else pd.DataFrame(columns=["path", "corpus", "landmarks"])
-    df = validate_manifest(df)
-    report.kept = len(df)
-    return df, report
+    return counted(df, report)
 
 
 class AFEWVADataModule(CorpusDataModule):
@@ -137,7 +135,4 @@ class AFEWVADataModule(CorpusDataModule):
 
     def __init__(self, root: str, box_margin: float | None = None, **kwargs) -> None:
         super().__init__(root, **kwargs)
-        self.box_margin = box_margin
-
-    def make_manifest(self) -> tuple[pd.DataFrame, LoadReport]:
-        return make_afew_va_manifest(self.root, self.box_margin)
+        self.hold_parser_args(locals())

@@ -45,6 +45,8 @@ from __future__ import annotations
 import csv
 import io
 import math
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -123,39 +125,52 @@ def _labels(
     }
 
 
-def _read_csv_release(root: Path, require_images: bool, report: LoadReport) -> list[dict]:
+def _records(
+    entries: Iterator[tuple[str, str, Callable[[], tuple]]], malformed: str, root: Path, require_images: bool,
+    report: LoadReport,
+) -> list[dict]:
+    """The manifest records of a release's ``entries`` ``(split, where, read)``: ``read()`` gives one annotation's
+    ``(image, expression, valence, arousal, extra columns)``; a ValueError from it (or from the label rules) is
+    counted as ``malformed``."""
     records: list[dict] = []
+    for split, where, read in entries:
+        notes: list[str] = []
+        try:
+            image, expression, valence, arousal, extra = read()
+            labels = _labels(expression, valence, arousal, where, report, notes)
+        except ValueError as err:
+            report.skip(malformed, example=f"{where}: {err}")
+            continue
+        if labels is None or not _keep(report, notes, where, root, image, require_images):
+            continue
+        records.append({"path": image, "corpus": CORPUS, "split": split, **labels, **extra})
+    return records
+
+
+def _csv_entries(root: Path) -> Iterator[tuple[str, str, Callable[[], tuple]]]:
+    """The data lines of the CSV release's file lists (blank lines and the header passed over)."""
     for split, name in CSV_FILES.items():
         path = root / CSV_DIR / name
         if not path.is_file():
             raise FileNotFoundError(f"AffectNet annotation file {path} is missing (expected {CSV_DIR}/{name})")
         for lineno, row in enumerate(csv.reader(io.StringIO(read_text(path))), start=1):
-            where = f"{CSV_DIR}/{name}:{lineno}"
             if not row or all(not c.strip() for c in row):
                 continue
             if lineno == 1 and row[0].strip() == CSV_HEADER[0]:
                 if tuple(c.strip() for c in row) != CSV_HEADER:
                     raise ValueError(f"{path}: unexpected header {row}; expected {list(CSV_HEADER)}")
                 continue
-            try:
-                if len(row) != len(CSV_HEADER):
-                    raise ValueError(f"{len(row)} fields, expected {len(CSV_HEADER)}")
-                rel, x, y, w, h, lms, expression, valence, arousal = row
-                box = [float(x), float(y), float(w), float(h)]
-                landmarks = _parse_landmarks(lms) if lms.strip() else None
-                notes: list[str] = []
-                labels = _labels(int(expression), float(valence), float(arousal), where, report, notes)
-            except ValueError as err:
-                report.skip("malformed line", example=f"{where}: {err}")
-                continue
-            image = f"{CSV_IMAGES}/{rel.strip()}"
-            if labels is None or not _keep(report, notes, where, root, image, require_images):
-                continue
-            records.append({
-                "path": image, "corpus": CORPUS, "split": split, **labels, "landmarks": landmarks,
-                "box_x": box[0], "box_y": box[1], "box_w": box[2], "box_h": box[3],
-            })
-    return records
+            yield split, f"{CSV_DIR}/{name}:{lineno}", partial(_csv_row, row)
+
+
+def _csv_row(row: list[str]) -> tuple:
+    if len(row) != len(CSV_HEADER):
+        raise ValueError(f"{len(row)} fields, expected {len(CSV_HEADER)}")
+    rel, x, y, w, h, lms, expression, valence, arousal = row
+    box = [float(x), float(y), float(w), float(h)]
+    landmarks = _parse_landmarks(lms) if lms.strip() else None
+    extra = {"landmarks": landmarks, "box_x": box[0], "box_y": box[1], "box_w": box[2], "box_h": box[3]}
+    return f"{CSV_IMAGES}/{rel.strip()}", int(expression), float(valence), float(arousal), extra
 
 
 def _keep(report: LoadReport, notes: list[str], where: str, root: Path, image: str, require_images: bool) -> bool:
@@ -175,8 +190,8 @@ def _npy_value(path: Path) -> str:
     return str(np.asarray(value).reshape(-1)[0]) if np.asarray(value).size else ""
 
 
-def _read_npy_release(root: Path, require_images: bool, report: LoadReport) -> list[dict]:
-    records: list[dict] = []
+def _npy_entries(root: Path, report: LoadReport) -> Iterator[tuple[str, str, Callable[[], tuple]]]:
+    """The images of the NPY release that have their three annotation files (the others counted)."""
     for split, folder in NPY_SETS.items():
         ann_dir = root / folder / "annotations"
         if not (root / folder).is_dir():
@@ -186,32 +201,25 @@ def _read_npy_release(root: Path, require_images: bool, report: LoadReport) -> l
             raise FileNotFoundError(f"AffectNet annotation folder {ann_dir} is missing")
         ids = sorted((p.name[: -len("_exp.npy")] for p in ann_dir.glob("*_exp.npy")), key=_natural)
         for n in ids:
-            where = f"{folder}/annotations/{n}_exp.npy"
             missing = [k for k in ("val", "aro") if not (ann_dir / f"{n}_{k}.npy").is_file()]
             if missing:
                 report.skip("missing annotation file", example=f"{folder}/annotations/{n}_{missing[0]}.npy")
                 continue
-            try:
-                expression = int(float(_npy_value(ann_dir / f"{n}_exp.npy")))
-                valence = float(_npy_value(ann_dir / f"{n}_val.npy"))
-                arousal = float(_npy_value(ann_dir / f"{n}_aro.npy"))
-                lnd_path = ann_dir / f"{n}_lnd.npy"
-                landmarks = None
-                if lnd_path.is_file():
-                    raw = np.asarray(np.load(lnd_path, allow_pickle=False)).astype(np.float32).reshape(-1)
-                    if raw.size != 136:
-                        raise ValueError(f"{n}_lnd.npy holds {raw.size} values, expected 136")
-                    landmarks = raw.reshape(68, 2)
-                notes: list[str] = []
-                labels = _labels(expression, valence, arousal, where, report, notes)
-            except ValueError as err:
-                report.skip("malformed annotation", example=f"{where}: {err}")
-                continue
-            image = f"{folder}/images/{n}.jpg"
-            if labels is None or not _keep(report, notes, where, root, image, require_images):
-                continue
-            records.append({"path": image, "corpus": CORPUS, "split": split, **labels, "landmarks": landmarks})
-    return records
+            yield split, f"{folder}/annotations/{n}_exp.npy", partial(_npy_row, ann_dir, folder, n)
+
+
+def _npy_row(ann_dir: Path, folder: str, n: str) -> tuple:
+    expression = int(float(_npy_value(ann_dir / f"{n}_exp.npy")))
+    valence = float(_npy_value(ann_dir / f"{n}_val.npy"))
+    arousal = float(_npy_value(ann_dir / f"{n}_aro.npy"))
+    lnd_path = ann_dir / f"{n}_lnd.npy"
+    landmarks = None
+    if lnd_path.is_file():
+        raw = np.asarray(np.load(lnd_path, allow_pickle=False)).astype(np.float32).reshape(-1)
+        if raw.size != 136:
+            raise ValueError(f"{n}_lnd.npy holds {raw.size} values, expected 136")
+        landmarks = raw.reshape(68, 2)
+    return f"{folder}/images/{n}.jpg", expression, valence, arousal, {"landmarks": landmarks}
 
 
 def _natural(name: str) -> tuple:
@@ -243,8 +251,10 @@ def make_affectnet_manifest(
     if release not in RELEASES:
         raise ValueError(f"release must be one of {RELEASES} or None, got {release!r}")
     report = LoadReport(CORPUS)
-    read = _read_csv_release if release == "csv" else _read_npy_release
-    records = read(root, require_images, report)
+    if release == "csv":
+        records = _records(_csv_entries(root), "malformed line", root, require_images, report)
+    else:
+        records = _records(_npy_entries(root, report), "malformed annotation", root, require_images, report)
     if val_as_test:
         for record in records:
             if record["split"] == "val":
@@ -273,9 +283,4 @@ class AffectNetDataModule(CorpusDataModule):
         super().__init__(root, **kwargs)
         if release is not None and release not in RELEASES:
             raise ValueError(f"release must be one of {RELEASES} or None, got {release!r}")
-        self.release = release
-        self.require_images = require_images
-        self.val_as_test = val_as_test
-
-    def make_manifest(self) -> tuple[pd.DataFrame, LoadReport]:
-        return make_affectnet_manifest(self.root, self.release, self.require_images, self.val_as_test)
+        self.hold_parser_args(locals())

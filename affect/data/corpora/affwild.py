@@ -41,7 +41,7 @@ import pandas as pd
 from affect.data.corpora._video import VideoCorpusDataModule
 from affect.data.corpora.affwild2 import subject_of
 from affect.data.datamodule import resolve_root
-from affect.data.manifest import LoadReport, validate_manifest
+from affect.data.manifest import LoadReport, counted, stack_tables
 from affect.data.textio import read_lines
 from affect.data.video import read_frame_index, video_frame_paths
 from affect.io import VIDEO_SUFFIXES, MediaReadError
@@ -186,11 +186,9 @@ def make_affwild_manifest(
             tables.append(table)
     if extract:
         log.info("Aff-Wild: decoded %d videos into %s, reused %d extracted folders", decoded, frames_root, reused)
-    df = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=["path", "corpus"])
+    df = stack_tables(tables)
     df["corpus"] = CORPUS
-    df = validate_manifest(df)
-    report.kept = len(df)
-    return df, report
+    return counted(df, report)
 
 
 def _va_table(ann: Path, vid: str, report: LoadReport) -> pd.DataFrame:
@@ -251,9 +249,5 @@ class AffWildDataModule(VideoCorpusDataModule):
         self, root: str, frames_dir: str | None = None, extract: bool = True, pts_base: int = 0, **kwargs
     ) -> None:
         super().__init__(root, **kwargs)
+        self.hold_parser_args(locals())
         self.frames_dir = resolve_root(frames_dir) if frames_dir is not None else None
-        self.extract = extract
-        self.pts_base = pts_base
-
-    def make_manifest(self) -> tuple[pd.DataFrame, LoadReport]:
-        return make_affwild_manifest(self.root, self.frames_dir, self.extract, self.pts_base)

@@ -36,7 +36,7 @@ import pandas as pd
 
 from affect.data.corpora._folds import BP4D_3FOLD, check_fold, subject_folds
 from affect.data.datamodule import CorpusDataModule
-from affect.data.manifest import LoadReport, validate_manifest
+from affect.data.manifest import LoadReport, counted, stack_tables
 from affect.data.textio import read_text
 from affect.labels import AU_SET
 
@@ -171,10 +171,7 @@ def parse_bp4d_like(
         for au, col in values.items():
             table[f"AU{au}"] = col[keep]
         tables.append(table)
-    df = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=["path", "corpus"])
-    df = validate_manifest(df)
-    report.kept = len(df)
-    return df, report
+    return counted(stack_tables(tables), report)
 
 
 def make_bp4d_manifest(
@@ -201,9 +198,10 @@ def make_bp4d_manifest(
 
 
 class BP4DDataModule(CorpusDataModule):
-    """BP4D-Spontaneous frames (or sequences per subject/task) for AU detection."""
+    """BP4D-Spontaneous frames (or sequences per subject/task) for AU detection (``aus`` None: ``default_aus``)."""
 
     corpus = CORPUS
+    default_aus: tuple[int, ...] = BP4D_AUS
 
     def __init__(
         self,
@@ -216,11 +214,5 @@ class BP4DDataModule(CorpusDataModule):
         **kwargs,
     ) -> None:
         super().__init__(root, **kwargs)
-        self.aus = tuple(aus) if aus is not None else BP4D_AUS
-        self.image_pattern = image_pattern
-        self.au_dir = au_dir
-        self.fold = fold
-        self.num_folds = num_folds
-
-    def make_manifest(self) -> tuple[pd.DataFrame, LoadReport]:
-        return make_bp4d_manifest(self.root, self.aus, self.image_pattern, self.au_dir, self.fold, self.num_folds)
+        self.hold_parser_args(locals())
+        self.aus = tuple(aus) if aus is not None else self.default_aus

@@ -40,22 +40,10 @@ def make_bp4d_plus_manifest(
 
 
 class BP4DPlusDataModule(BP4DDataModule):
-    """BP4D+ frames (or sequences per subject/task) for AU detection."""
+    """BP4D+ frames (or sequences per subject/task) for AU detection (BP4D's options, BP4D+'s defaults)."""
 
     corpus = CORPUS
+    default_aus = BP4D_PLUS_AUS
 
-    def __init__(
-        self,
-        root: str,
-        aus: list[int] | None = None,
-        image_pattern: str = IMAGE_PATTERN,
-        au_dir: str | None = None,
-        fold: int | None = 0,
-        num_folds: int = 3,
-        **kwargs,
-    ) -> None:
-        super().__init__(root, aus, image_pattern, au_dir, fold, num_folds, **kwargs)
-        self.aus = tuple(aus) if aus is not None else BP4D_PLUS_AUS
-
-    def make_manifest(self) -> tuple[pd.DataFrame, LoadReport]:
-        return make_bp4d_plus_manifest(self.root, self.aus, self.image_pattern, self.au_dir, self.fold, self.num_folds)
+    def __init__(self, root: str, image_pattern: str = IMAGE_PATTERN, **kwargs) -> None:
+        super().__init__(root, image_pattern=image_pattern, **kwargs)

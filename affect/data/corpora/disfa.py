@@ -34,7 +34,7 @@ import pandas as pd
 
 from affect.data.corpora._folds import DISFA_3FOLD, check_fold, subject_folds
 from affect.data.corpora._video import VideoCorpusDataModule
-from affect.data.manifest import LoadReport, validate_manifest
+from affect.data.manifest import LoadReport, counted, stack_tables
 from affect.data.textio import read_lines
 from affect.data.video import frame_file_name, video_frame_paths
 from affect.io import MediaReadError
@@ -167,13 +167,7 @@ def make_disfa_manifest(
             raw = np.array([values.get(int(f), -1) for f in frames], dtype=np.int64)
             table[f"AU{au}"] = np.where(raw < 0, np.nan, (raw >= threshold).astype(np.float32))
         tables.append(table)
-    if tables:
-        df = pd.concat(tables, ignore_index=True)
-    else:
-        df = pd.DataFrame(columns=["path", "corpus"])
-    df = validate_manifest(df)
-    report.kept = len(df)
-    return df, report
+    return counted(stack_tables(tables), report)
 
 
 class DISFADataModule(VideoCorpusDataModule):
@@ -196,15 +190,5 @@ class DISFADataModule(VideoCorpusDataModule):
         **kwargs,
     ) -> None:
         super().__init__(root, **kwargs)
-        self.camera = camera
-        self.threshold = threshold
-        self.fold = fold
-        self.num_folds = num_folds
-        self.frames_dir = frames_dir
-        self.extract = extract
-
-    def make_manifest(self) -> tuple[pd.DataFrame, LoadReport]:
-        return make_disfa_manifest(
-            self.root, self.camera, self.threshold, self.fold, self.num_folds, self.frames_dir, self.extract
-        )
+        self.hold_parser_args(locals())
 

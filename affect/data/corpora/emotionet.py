@@ -33,7 +33,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlparse
 
@@ -176,6 +176,32 @@ def _locate(
     return path
 
 
+def _sheet_records(
+    name: str, split: str, rows: list[tuple[int, list[str]]], url_col: int, header: list[str],
+    parse: Callable[[list[str]], tuple[dict, list[tuple[str, int]]]], locate: _Locator, require_images: bool,
+    report: LoadReport,
+) -> list[dict]:
+    """The manifest records of one sheet (``name`` under ``sheets/``): ``parse(fields)`` gives a line's labels
+    and its label-level notes ``(reason, count)``, counted only when the row reaches the manifest; a
+    ValueError from it is a malformed line."""
+    records, seen = [], set()
+    for lineno, fields in rows:
+        where = f"{SHEET_DIR}/{name}:{lineno}"
+        try:
+            url = _sheet_url(fields, header, url_col)
+            labels, notes = parse(fields)
+        except ValueError as err:
+            report.skip("malformed line", example=f"{where}: {err}")
+            continue
+        image = _locate(url, seen, locate, require_images, where, report)
+        if image is None:
+            continue
+        for reason, count in notes:
+            report.skip(reason, count=count, example=where)
+        records.append({"path": image, "corpus": CORPUS, "split": split, **labels})
+    return records
+
+
 def _read_au_sheet(
     root: Path, split: str, locate: _Locator, require_images: bool, report: LoadReport
 ) -> list[dict]:
@@ -189,37 +215,27 @@ def _read_au_sheet(
             au_cols[i] = int(match.group(1))
     if not au_cols:
         raise ValueError(f"{path}: no AU columns (AU1, AU2, ...) in header {header}")
-    ignored = sorted({au for au in au_cols.values() if au not in AU_SET})
-    records, seen = [], set()
-    for lineno, fields in rows:
-        where = f"{SHEET_DIR}/{split}.csv:{lineno}"
-        notes = 0
-        try:
-            url = _sheet_url(fields, header, url_col)
-            aus: dict[str, float] = {}
-            for col, au in au_cols.items():
-                value = float(fields[col])
-                if value not in (0.0, 1.0, float(NOT_CODED)):
-                    raise ValueError(f"AU{au} value {fields[col]!r} is not 0, 1 or {NOT_CODED}")
-                if au not in AU_SET:
-                    continue
-                if value == NOT_CODED:
-                    notes += 1
-                    aus[f"AU{au}"] = float("nan")
-                else:
-                    aus[f"AU{au}"] = float(value)
-        except ValueError as err:
-            report.skip("malformed line", example=f"{where}: {err}")
-            continue
-        image = _locate(url, seen, locate, require_images, where, report)
-        if image is None:
-            continue
-        if notes:
-            report.skip("AU value 999 not coded (AU masked, row kept)", count=notes, example=where)
-        for au in ignored:
-            report.skip(f"AU{au} outside AU_SET (column ignored, row kept)", example=where)
-        records.append({"path": image, "corpus": CORPUS, "split": split, "subject": "", **aus})
-    return records
+    ignored = [(f"AU{au} outside AU_SET (column ignored, row kept)", 1)
+               for au in sorted({au for au in au_cols.values() if au not in AU_SET})]
+
+    def parse(fields: list[str]) -> tuple[dict, list[tuple[str, int]]]:
+        aus: dict[str, float] = {}
+        not_coded = 0
+        for col, au in au_cols.items():
+            value = float(fields[col])
+            if value not in (0.0, 1.0, float(NOT_CODED)):
+                raise ValueError(f"AU{au} value {fields[col]!r} is not 0, 1 or {NOT_CODED}")
+            if au not in AU_SET:
+                continue
+            if value == NOT_CODED:
+                not_coded += 1
+                aus[f"AU{au}"] = float("nan")
+            else:
+                aus[f"AU{au}"] = float(value)
+        notes = [("AU value 999 not coded (AU masked, row kept)", not_coded)] if not_coded else []
+        return {"subject": "", **aus}, notes + ignored
+
+    return _sheet_records(path.name, split, rows, url_col, header, parse, locate, require_images, report)
 
 
 def _read_compound_sheet(
@@ -230,22 +246,13 @@ def _read_compound_sheet(
     url_col = _column(header, URL_COLUMNS, path, "URL")
     label_col = _column(header, LABEL_COLUMNS, path, "class")
     basic = {_norm(c) for c in EXPR_CLASSES}
-    records, seen = [], set()
-    for lineno, fields in rows:
-        where = f"{SHEET_DIR}/compound_{split}.csv:{lineno}"
-        try:
-            url = _sheet_url(fields, header, url_col)
-            index = class_index(fields[label_col], classes)
-        except ValueError as err:
-            report.skip("malformed line", example=f"{where}: {err}")
-            continue
-        image = _locate(url, seen, locate, require_images, where, report)
-        if image is None:
-            continue
-        name = classes[index]
-        expr = expr_index(_norm(name)) if _norm(name) in basic else -1
-        records.append({"path": image, "corpus": CORPUS, "split": split, "compound": index, "expr": expr})
-    return records
+
+    def parse(fields: list[str]) -> tuple[dict, list[tuple[str, int]]]:
+        index = class_index(fields[label_col], classes)
+        name = _norm(classes[index])
+        return {"compound": index, "expr": expr_index(name) if name in basic else -1}, []
+
+    return _sheet_records(path.name, split, rows, url_col, header, parse, locate, require_images, report)
 
 
 def make_emotionet_manifest(
@@ -298,8 +305,4 @@ class EmotioNetDataModule(CorpusDataModule):
         self, root: str, require_images: bool = True, classes: list[str] | None = None, **kwargs
     ) -> None:
         super().__init__(root, **kwargs)
-        self.require_images = require_images
-        self.classes = classes
-
-    def make_manifest(self) -> tuple[pd.DataFrame, LoadReport]:
-        return make_emotionet_manifest(self.root, self.require_images, self.classes)
+        self.hold_parser_args(locals())

@@ -113,9 +113,3 @@ class Fer2013DataModule(CorpusDataModule):
     """
 
     corpus = CORPUS
-
-    def __init__(self, root: str, **kwargs) -> None:
-        super().__init__(root, **kwargs)
-
-    def make_manifest(self) -> tuple[pd.DataFrame, LoadReport]:
-        return make_fer2013_manifest(self.root)

@@ -36,7 +36,7 @@ from urllib.parse import parse_qs, urlparse
 import pandas as pd
 
 from affect.data.corpora._video import VideoCorpusDataModule
-from affect.data.manifest import LoadReport, validate_manifest
+from affect.data.manifest import LoadReport, counted
 from affect.data.textio import read_text
 from affect.data.video import video_frame_paths
 from affect.io import MediaReadError
@@ -162,9 +162,7 @@ def make_omg_emotion_manifest(
                 continue
             records.extend({**base, "path": files[k], "frame": k} for k in sorted(files))
     df = pd.DataFrame.from_records(records) if records else pd.DataFrame(columns=["path", "corpus"])
-    df = validate_manifest(df)
-    report.kept = len(df)
-    return df, report
+    return counted(df, report)
 
 
 class OMGEmotionDataModule(VideoCorpusDataModule):
@@ -183,13 +181,4 @@ class OMGEmotionDataModule(VideoCorpusDataModule):
         **kwargs,
     ) -> None:
         super().__init__(root, **kwargs)
-        self.clips_dir = clips_dir
-        self.frames_dir = frames_dir
-        self.extract = extract
-        self.include_test = include_test
-        self.rescale_arousal = rescale_arousal
-
-    def make_manifest(self) -> tuple[pd.DataFrame, LoadReport]:
-        return make_omg_emotion_manifest(
-            self.root, self.clips_dir, self.frames_dir, self.extract, self.include_test, self.rescale_arousal
-        )
+        self.hold_parser_args(locals())

@@ -205,12 +205,7 @@ class RafDbDataModule(CorpusDataModule):
             raise ValueError(f"subset must be one of {SUBSET_CHOICES}, got {subset!r}")
         if image not in IMAGE_TYPES:
             raise ValueError(f"image must be one of {IMAGE_TYPES}, got {image!r}")
-        self.subset = subset
-        self.image = image
-        self.require_images = require_images
-
-    def make_manifest(self) -> tuple[pd.DataFrame, LoadReport]:
-        return make_rafdb_manifest(self.root, self.subset, self.image, self.require_images)
+        self.hold_parser_args(locals())
 
 
 __all__ = [

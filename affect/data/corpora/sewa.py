@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from affect.data.corpora._video import VideoCorpusDataModule
-from affect.data.manifest import LoadReport, validate_manifest
+from affect.data.manifest import LoadReport, counted, stack_tables
 from affect.data.textio import read_text
 from affect.data.video import video_frame_paths
 from affect.io import VIDEO_SUFFIXES, MediaReadError
@@ -255,10 +255,7 @@ def make_sewa_manifest(
             "path": paths, "corpus": CORPUS, "split": split, "subject": rec, "video": rec,
             "frame": numbers, "valence": va[:, 0], "arousal": va[:, 1],
         }))
-    df = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=["path", "corpus"])
-    df = validate_manifest(df)
-    report.kept = len(df)
-    return df, report
+    return counted(stack_tables(tables), report)
 
 
 class SEWADataModule(VideoCorpusDataModule):
@@ -280,14 +277,4 @@ class SEWADataModule(VideoCorpusDataModule):
         super().__init__(root, **kwargs)
         if layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
-        self.layout = layout
-        self.interpolation = interpolation
-        self.video_dir = video_dir
-        self.frames_dir = frames_dir
-        self.extract = extract
-        self.fps = fps
-
-    def make_manifest(self) -> tuple[pd.DataFrame, LoadReport]:
-        return make_sewa_manifest(
-            self.root, self.layout, self.interpolation, self.video_dir, self.frames_dir, self.extract, self.fps
-        )
+        self.hold_parser_args(locals())

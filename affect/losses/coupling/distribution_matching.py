@@ -61,12 +61,10 @@ def distribution_matching_loss(
     expr_logits: Tensor,
     au_logits: Tensor,
     p_au_given_emo: Tensor,
-    dm_grad: DMGrad = "both",
-    binary: bool = False,
-    kl: bool = False,
-    eps: float = 1e-6,
+    *,
     aus: DMAUs = "all",
     reduction: DMReduction = "sum",
+    **form: object,
 ) -> Tensor:
     """Distribution matching ``L_DM`` (paper eq. 8-9) over every sample given (all of the batch).
 
@@ -74,7 +72,8 @@ def distribution_matching_loss(
     softmax(expr_logits)``, and ``L_DM = mean_x sum_i [-p_i log q_i]`` (eq. 9 as printed: the
     defaults). :data:`DM_FORMS` names the two settings :class:`~affect.losses.MultiTaskLoss` offers.
 
-    Args:
+    Args (``dm_grad``, ``binary``, ``kl`` and ``eps`` are passed on to :func:`distribution_matching_with`,
+    whose defaults they keep):
         p_au_given_emo: ``[7, A]`` table with entries in [0, 1] (``related`` or ``weights`` of
             :func:`relatedness_tables`: eq. 8 as printed, or footnote 3's re-weighted variant).
         dm_grad: which side is trained (the paper does not say): ``"both"`` (default),
@@ -97,8 +96,6 @@ def distribution_matching_loss(
         reduction: ``"sum"`` over the matched AUs (as printed) or ``"mean"`` (one AU's
             Bernoulli term on the scale of ``L_AU``, which eq. 7 averages over annotated AUs).
     """
-    if dm_grad not in ("both", "au", "expr"):
-        raise ValueError(f"dm_grad must be 'both', 'au' or 'expr', got {dm_grad!r}")
     if aus not in ("all", "related"):
         raise ValueError(f"distribution matching: aus must be 'all' or 'related', got {aus!r}")
     if reduction not in ("sum", "mean"):
@@ -113,7 +110,7 @@ def distribution_matching_loss(
             f"[{expr_logits.shape[1]}, {au_logits.shape[1]}]; build it over the model's AU set"
         )
     au_weights = dm_au_weights(p_au_given_emo, aus, reduction)
-    return distribution_matching_with(expr_logits, au_logits, p_au_given_emo, au_weights, dm_grad, binary, kl, eps)
+    return distribution_matching_with(expr_logits, au_logits, p_au_given_emo, au_weights, **form)
 
 
 def dm_au_weights(p_au_given_emo: Tensor, aus: DMAUs = "all", reduction: DMReduction = "sum") -> Tensor:
@@ -147,6 +144,8 @@ def distribution_matching_with(
     once): ``mean_x sum_i au_weights_i term_i``, where with ``kl`` the term is written as
     ``p (log p - log q) [+ (1 - p) (log(1 - p) - log(1 - q))]`` (fewer ops than the cross entropy minus
     the entropy, the same value up to rounding)."""
+    if dm_grad not in ("both", "au", "expr"):
+        raise ValueError(f"dm_grad must be 'both', 'au' or 'expr', got {dm_grad!r}")
     if expr_logits.shape[0] == 0:  # no sample (a shape, not a value: no host sync)
         return zero_like_graph(expr_logits, au_logits)
     p_emo = F.softmax(upcast(expr_logits), dim=-1)
