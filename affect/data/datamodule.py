@@ -12,8 +12,6 @@ from its own shard of the data, via Lightning's automatic ``DistributedSampler``
 
 from __future__ import annotations
 
-import inspect
-import json
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -29,6 +27,7 @@ from affect.data.augment import AUGMENT_OPTIONS, AugmentingCollate, BatchAugment
 from affect.data.batches import TASKS
 from affect.data.datasets import FrameDataset, SequenceDataset
 from affect.data.manifest import LoadReport, task_mask, validate_manifest
+from affect.data.parser_args import ParserArgs
 from affect.data.splits import subject_split
 from affect.errors import ConfigError, MissingInputError
 
@@ -53,11 +52,6 @@ def resolve_root(root: str) -> str:
     return expanded
 
 
-def _cli(value: object) -> str:
-    """A value as ``affect prepare --parser.<key>`` takes it (``right``, ``1``, ``[1, 2]``)."""
-    return value if isinstance(value, str) else json.dumps(value)
-
-
 def check_image_size(model: object, image_size: int) -> None:
     """Raise a :class:`ConfigError` naming both config keys if ``model`` (its ``hparams.image_size``) expects
     another input size than the data gives; a model without that hyper-parameter is not checked.
@@ -74,7 +68,7 @@ def check_image_size(model: object, image_size: int) -> None:
         )
 
 
-class CorpusDataModule(L.LightningDataModule):
+class CorpusDataModule(ParserArgs, L.LightningDataModule):
     """Frames (or fixed-length sequences) of one corpus, split into train / val / test.
 
     Args:
@@ -171,23 +165,6 @@ class CorpusDataModule(L.LightningDataModule):
         self._manifest: pd.DataFrame | None = None
         self.datasets: dict[str, Dataset] = {}
 
-    def hold_parser_args(self, given: Mapping[str, object]) -> None:
-        """Hold the corpus parser's arguments among ``given`` (a corpus module's ``locals()`` in ``__init__``)
-        as attributes of the same names: what :meth:`make_manifest` runs the parser with and a store records."""
-        for name in self._parser_names() or ():
-            if name in given:
-                setattr(self, name, given[name])
-
-    def make_manifest(self) -> tuple[pd.DataFrame, LoadReport]:
-        """Parse the native release under ``self.root``: the corpus's ``make_<corpus>_manifest`` run with the
-        parser arguments this module holds (the others keep the parser's defaults); a module whose
-        ``corpus`` has no parser in ``affect.data.corpora`` implements this itself."""
-        from affect.data.corpora import manifest_parser
-
-        if self._parser_names() is None:
-            raise NotImplementedError(f"{type(self).__name__} must implement make_manifest()")
-        return manifest_parser(self.corpus)(self.root, **self._held_parser_args())
-
     @property
     def manifest(self) -> pd.DataFrame:
         """The parsed, filtered and split manifest (parsed once, then cached); with ``store``, the
@@ -246,69 +223,6 @@ class CorpusDataModule(L.LightningDataModule):
                 )
             df = subject_split(df, self.test_fraction, seed=self.split_seed + 1, to_split="test")
         return subject_split(df, self.val_fraction, seed=self.split_seed)
-
-    def parser_args(self) -> dict | None:
-        """The arguments this module's corpus parser (``make_<corpus>_manifest``) runs with, by name:
-        its parameters that the module holds as attributes (JSON-normalised); None for a module
-        whose ``corpus`` has no parser in ``affect.data.corpora``. ``task`` is left out: the
-        module's task filter is applied to the store's table either way."""
-        if self._parser_names() is None:
-            return None
-        return json.loads(json.dumps(self._held_parser_args(), default=str))
-
-    def _parser_names(self) -> list[str] | None:
-        """The parameters of ``make_<corpus>_manifest`` after ``root``; None when ``corpus`` has no parser."""
-        from affect.data.corpora import corpus_slugs, manifest_parser
-
-        if self.corpus not in corpus_slugs():
-            return None
-        return list(inspect.signature(manifest_parser(self.corpus)).parameters)[1:]
-
-    def _held_parser_args(self) -> dict[str, object]:
-        """The parser arguments this module holds as attributes (``task`` aside), by name."""
-        return {k: getattr(self, k) for k in self._parser_names() or () if k != "task" and hasattr(self, k)}
-
-    def check_store_parser_args(self, record: dict | None) -> None:
-        """Refuse a store whose recorded parser arguments (``store.json`` "parser") differ from this
-        module's: a one-line ``ValueError`` naming the first differing key and both fixes.
-
-        A store without the record (written before it existed, or from ``--manifest``) is taken
-        as built with the parser's defaults: accepted when this module uses them, refused otherwise.
-        """
-        mine = self.parser_args()
-        if mine is None:
-            return
-        name = type(self).__name__
-        redo = f"affect prepare {self.corpus} --root RAW --out NEW_STORE"
-        if not record or record.get("args") is None:
-            from affect.data.corpora import manifest_parser
-
-            params = inspect.signature(manifest_parser(self.corpus)).parameters
-            defaults = json.loads(json.dumps({k: params[k].default for k in mine}, default=str))
-            for key, value in mine.items():
-                if value != defaults[key]:
-                    raise ConfigError(
-                        f"{name}: the store {self.store} does not record the parser arguments it was built with "
-                        f"(an older store, or one from --manifest), and this module has {key}={value!r} "
-                        f"(parser default {defaults[key]!r}); re-run `{redo} --parser.{key} {_cli(value)}`"
-                    )
-            log.warning("%s: the store %s does not record its parser arguments; assuming the defaults", name, self.store)
-            return
-        if record.get("corpus") not in (None, self.corpus):
-            raise ConfigError(f"{name}: the store {self.store} holds corpus {record['corpus']!r}, not {self.corpus!r}")
-        stored = record["args"]
-        for key, value in mine.items():
-            if key in stored and stored[key] != value:
-                raise ConfigError(
-                    f"{name}: the store {self.store} was built with {key}={stored[key]!r} but this module has "
-                    f"{key}={value!r}; set {key}: {stored[key]!r} or re-run `{redo} --parser.{key} {_cli(value)}`"
-                )
-        task = stored.get("task")
-        if task not in (None, "all") and task != self.task:
-            raise ConfigError(
-                f"{name}: the store {self.store} was built with task={task!r} but this module has task={self.task!r}; "
-                f"set task: {task!r} or re-run `{redo} --parser.task all`"
-            )
 
     def setup(self, stage: str | None = None) -> None:
         """Check that the model being trained takes the images this datamodule gives (``image_size``)."""
