@@ -23,6 +23,10 @@ only what the current window needs:
   back before what was kept re-reads the stream from the start (counted in ``rewinds``), so
   non-monotonic timestamps still get the same images.
 
+:class:`VideoWindows` puts the two together over a video read once (the windowed counterpart of
+:func:`~affect.data.audio.video_spectrogram_frames`; ``affect predict`` does the same inside its face
+pipeline, :mod:`affect.predict.audio`).
+
 The audio's start time is that of its first decoded frame (the whole-file reader takes the first
 frame that has one: the same for every stream whose first frame carries a timestamp).
 """
@@ -31,15 +35,16 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from affect.data.audio import SAMPLE_RATE, column_positions, pooled_columns, sample_columns, window_and_hop
-from affect.io import AudioReader
+from affect.io import AudioReader, VideoReader
 
-__all__ = ["FrameClock", "SpectrogramWindows"]
+__all__ = ["FrameClock", "SpectrogramWindows", "VideoWindows"]
 
 
 class FrameClock:
@@ -235,3 +240,43 @@ class SpectrogramWindows:
         self._ensure(last)
         n = self.n_columns or self._col0 + self._cols.shape[1]
         return sample_columns(self._cols, self._col0, n, pos, self.width)
+
+
+class VideoWindows:
+    """``path`` read once: iterate for windows of ``window`` consecutive kept frames (every
+    ``stride``-th decoded frame), each given once the frame after it is decoded (or the video has
+    ended); :meth:`images` makes a window's images (before the next window is taken). Use as a
+    context manager. ``peak_frame_times``: the most frame times the clock held."""
+
+    def __init__(
+        self, path: str | Path, height: int = 96, width: int = 96, context_s: float = 0.3, window: int = 16,
+        stride: int = 1,
+    ) -> None:  # fmt: skip
+        self.path, self.window, self.stride = str(path), int(window), int(stride)
+        self.clock = FrameClock()
+        self.spectrograms = SpectrogramWindows(path, height, width, context_s)
+        self.peak_frame_times = 0
+
+    def __enter__(self) -> VideoWindows:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.spectrograms.close()
+
+    def __iter__(self) -> Iterator[list[int]]:
+        pending: list[int] = []
+        with VideoReader(self.path) as reader:
+            for k, _, _ in reader.frames(self.stride, times=self.clock):
+                self.peak_frame_times = max(self.peak_frame_times, self.clock.held)
+                if len(pending) >= self.window:
+                    yield pending
+                    self.clock.forget_before(pending[-1] + 1)
+                    pending = []
+                pending.append(k)
+        self.clock.end()
+        if pending:
+            yield pending
+
+    def images(self, frames: list[int]) -> np.ndarray:
+        """float32 ``[len(frames), 1, H, W]``: the images of a window's frames."""
+        return self.spectrograms.images(self.clock.mids(frames))

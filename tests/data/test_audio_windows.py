@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from affect.data.audio import SAMPLE_RATE, frame_mids, to_uint8, video_spectrogram_frames, window_and_hop
-from affect.data.audio_windows import FrameClock, SpectrogramWindows
+from affect.data.audio_windows import FrameClock, SpectrogramWindows, VideoWindows
 from affect.io import AudioReader, VideoReader, write_video
 
 H, W, CONTEXT = 24, 16, 0.3
@@ -31,32 +31,15 @@ def _video(path, seconds: float, audio_seconds: float | None = None, seed: int =
 
 def windowed(path, window: int, stride: int = 1, every: int = 1):
     """The images of every ``stride``-th frame, made as affect predict makes them: the video read once,
-    each batch of ``window`` kept frames asked for once the frame after it is decoded (every
-    ``every``-th batch only: the others stand for batches without a face). Returns ``({frame: image},
-    the SpectrogramWindows, the largest number of frame times the clock held, the audio samples)``."""
-    clock, out, held = FrameClock(), {}, 0
-    with SpectrogramWindows(path, H, W, CONTEXT) as sw, VideoReader(path) as reader:
-        pending: list[int] = []
-        batches = 0
-
-        def flush() -> None:
-            nonlocal batches
-            if pending and batches % every == 0:
-                out.update(zip(pending, sw.images(clock.mids(pending)), strict=True))
-            batches += 1
-            if pending:
-                clock.forget_before(pending[-1] + 1)
-            pending.clear()
-
-        for k, _, _ in reader.frames(stride, times=clock):
-            held = max(held, clock.held)
-            if len(pending) >= window:
-                flush()
-            pending.append(k)
-        clock.end()
-        flush()
-        decoded = sw.samples_decoded
-    return out, sw, held, decoded
+    each window of ``window`` kept frames asked for once the frame after it is decoded (every
+    ``every``-th window only: the others stand for batches without a face). Returns ``({frame:
+    image}, the SpectrogramWindows, the most frame times the clock held, the audio samples decoded)``."""
+    out = {}
+    with VideoWindows(path, H, W, CONTEXT, window, stride) as vw:
+        for i, frames in enumerate(vw):
+            if i % every == 0:
+                out.update(zip(frames, vw.images(frames), strict=True))
+    return out, vw.spectrograms, vw.peak_frame_times, vw.spectrograms.samples_decoded
 
 
 @pytest.fixture(scope="module")
