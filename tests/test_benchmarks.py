@@ -83,3 +83,15 @@ def test_fer2013_variants_smoke():
     rows = re.findall(r"^(raw|ema) weights, test_time_flip=(on|off) +([0-9.]+) +([0-9.]+) +([0-9.]+)$", out, re.M)
     assert [(w, f) for w, f, *_ in rows] == [("raw", "off"), ("raw", "on"), ("ema", "off"), ("ema", "on")], out
     assert all(0.0 <= float(v) <= 1.0 for *_, a, f1, uar in rows for v in (a, f1, uar))
+
+
+@pytest.mark.slow
+def test_bench_predict_audio_smoke():
+    """Two looped videos (3 s and 6 s): the windowed run holds the same audio for both, the whole-video
+    run all of it, and the windowed images equal the whole-video ones."""
+    out = smoke("bench_predict_audio.py", timeout=900)
+    held = [int(n) for n in re.findall(r"windowed: peak (\d+) samples", out)]
+    whole = [int(n) for n in re.findall(r"whole: +(\d+) samples held", out)]
+    assert len(held) == len(whole) == 2 and held[0] == held[1] and whole[1] > 1.9 * whole[0] > held[0], out
+    assert re.search(r"check: windowed vs whole uint8 images over \d+ frames: max difference 0, 0 frames differ", out), out
+    assert "peak samples held 0.1 min vs 0.05 min: +0" in out

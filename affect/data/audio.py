@@ -77,6 +77,56 @@ def log_spectrogram(wav: np.ndarray, sample_rate: int = SAMPLE_RATE) -> torch.Te
     return (torch.clamp(db, -DB_RANGE, 0.0) / (DB_RANGE / 2.0) + 1.0).to(torch.float32)
 
 
+def pooled_columns(wav: np.ndarray, sample_rate: int = SAMPLE_RATE, height: int = 96) -> torch.Tensor:
+    """:func:`log_spectrogram` with its frequency bins area-averaged to ``height`` rows: ``[height, N]``.
+    Each column depends only on its own ``win`` samples, so the columns of a stretch of samples that
+    starts at a multiple of the hop are those columns of the whole signal."""
+    spec = log_spectrogram(wav, sample_rate)  # [F, N]
+    return torch.nn.functional.adaptive_avg_pool1d(spec.T[None], height)[0].T  # [H, N]
+
+
+def frame_mids(times: np.ndarray) -> np.ndarray:
+    """Mid-times of the frames shown during ``[t_i, t_{i+1})``; the last frame lasts the median
+    frame duration (1/25 s for a single frame).
+
+    >>> frame_mids(np.array([0.0, 0.04, 0.08])).tolist()
+    [0.02, 0.06, 0.1]
+    """
+    dur = np.diff(times)
+    last = float(np.median(dur)) if len(dur) else 1.0 / 25.0
+    return times + np.append(dur, last) / 2.0
+
+
+def column_positions(
+    mids: np.ndarray, audio_start_s: float, sample_rate: int, width: int, context_s: float
+) -> np.ndarray:
+    """Fractional spectrogram column (float64 ``[T * width]``) of each image column of each frame:
+    ``width`` evenly spaced times over ``context_s`` seconds centred on each mid-time; column ``j``
+    is centred at ``audio_start_s + (j * hop + win / 2) / sample_rate``."""
+    win, hop = window_and_hop(sample_rate)
+    offsets = (np.arange(width) + 0.5) / width * context_s - context_s / 2.0
+    query = (np.asarray(mids, np.float64)[:, None] + offsets[None, :]).ravel()  # [T * W]
+    return (query - (audio_start_s + (win / 2.0) / sample_rate)) * sample_rate / hop
+
+
+def sample_columns(cols: torch.Tensor, first: int, n: int, pos: np.ndarray, width: int) -> np.ndarray:
+    """Images from spectrogram columns by linear interpolation at ``pos`` (:func:`column_positions`):
+    float32 ``[T, 1, H, width]``. ``cols`` ``[H, m]`` holds columns ``first .. first + m - 1`` of the
+    ``n`` columns of the audio (``n``: every column when the audio has ended, else at least all
+    columns up to the one after the largest position); a position outside ``[0, n - 1]`` (before the
+    audio starts, after it ends, NaN) reads as silence, -1."""
+    height = cols.shape[0]
+    inside = (pos >= 0) & (pos <= n - 1)
+    out = torch.full((height, len(pos)), -1.0)
+    if inside.any():
+        p = pos[inside]
+        lo = np.clip(np.floor(p).astype(np.int64), 0, n - 1)
+        hi = np.clip(lo + 1, 0, n - 1)
+        frac = torch.as_tensor(np.clip(p - lo, 0.0, 1.0), dtype=torch.float32)
+        out[:, torch.as_tensor(inside)] = cols[:, lo - first] * (1 - frac) + cols[:, hi - first] * frac
+    return out.reshape(height, len(pos) // width, width).permute(1, 0, 2)[:, None].contiguous().numpy()
+
+
 def spectrogram_frames(
     wav: np.ndarray,
     frame_times: np.ndarray,
@@ -86,28 +136,15 @@ def spectrogram_frames(
     width: int = 96,
     context_s: float = 0.3,
 ) -> np.ndarray:
-    """One ``[1, height, width]`` spectrogram image per video frame: float32 ``[T, 1, H, W]`` in [-1, 1]."""
+    """One ``[1, height, width]`` spectrogram image per video frame: float32 ``[T, 1, H, W]`` in [-1, 1]
+    (the whole audio at once; :class:`affect.data.audio_windows.SpectrogramWindows` makes the same
+    images a window of frames at a time)."""
     times = np.asarray(frame_times, dtype=np.float64)
     if times.ndim != 1 or len(times) == 0:
         raise ValueError(f"frame_times must be a non-empty 1-D array; got shape {times.shape}")
-    spec = log_spectrogram(wav, sample_rate)  # [F, N]
-    spec = torch.nn.functional.adaptive_avg_pool1d(spec.T[None], height)[0].T  # [H, N]
-    win, hop = window_and_hop(sample_rate)
-    n = spec.shape[1]
-    col_t = audio_start_s + (np.arange(n) * hop + win / 2.0) / sample_rate
-    dur = np.diff(times)
-    last = float(np.median(dur)) if len(dur) else 1.0 / 25.0
-    mids = times + np.append(dur, last) / 2.0
-    offsets = (np.arange(width) + 0.5) / width * context_s - context_s / 2.0
-    query = (mids[:, None] + offsets[None, :]).ravel()  # [T * W]
-    pos = (query - col_t[0]) * sample_rate / hop  # fractional column index
-    inside = (pos >= 0) & (pos <= n - 1)
-    lo = np.clip(np.floor(pos).astype(np.int64), 0, n - 1)
-    hi = np.clip(lo + 1, 0, n - 1)
-    frac = torch.as_tensor(np.clip(pos - lo, 0.0, 1.0), dtype=torch.float32)
-    vals = spec[:, lo] * (1 - frac) + spec[:, hi] * frac  # [H, T * W]
-    vals[:, torch.as_tensor(~inside)] = -1.0
-    return vals.reshape(height, len(times), width).permute(1, 0, 2)[:, None].contiguous().numpy()
+    cols = pooled_columns(wav, sample_rate, height)
+    pos = column_positions(frame_mids(times), audio_start_s, sample_rate, width, context_s)
+    return sample_columns(cols, 0, cols.shape[1], pos, width)
 
 
 def video_spectrogram_frames(

@@ -17,8 +17,9 @@
   downscaled at conversion (swscale, area filter) keeping the aspect ratio; ``scale`` says by
   how much (source pixels = frame pixels x ``scale``). The decoder still holds one full-size
   frame at a time, so memory is bounded for any video length.
-- :func:`read_audio`: the first audio stream decoded and resampled by FFmpeg (swresample) to
-  float32 at a given rate, channels averaged to mono.
+- :class:`AudioReader` / :func:`read_audio`: the first audio stream decoded and resampled by FFmpeg
+  (swresample) to float32 at a given rate, channels averaged to mono; the reader hands the samples
+  over chunk by chunk (bounded memory), ``read_audio`` concatenates them all.
 
 Errors are :class:`~affect.io.errors.MediaReadError`; a decode failure after some frames is
 raised after yielding those frames (callers count such inputs as ``truncated``).
@@ -198,31 +199,68 @@ def frame_times(path: str | Path) -> np.ndarray:
         return reader.times()
 
 
+class AudioReader:
+    """The first audio stream of ``path``, decoded in order as mono float32 at ``sample_rate``, one
+    chunk at a time (use as a context manager): FFmpeg's swresample converts to float at the rate,
+    the channels are averaged. Only the chunk being handed over is held, so a caller that keeps a
+    window of samples bounds memory for any length.
+
+    ``start_s``: the presentation time of the first timestamped audio frame (the video frames' clock),
+    ``None`` until one is decoded; ``samples``: samples handed over so far.
+    Raises :class:`MediaReadError` when there is no audio stream, it cannot be decoded, or (at its
+    end) it decoded to no samples.
+    """
+
+    def __init__(self, path: str | Path, sample_rate: int) -> None:
+        self.path, self.sample_rate = str(path), int(sample_rate)
+        self._container = _open(self.path)
+        if not self._container.streams.audio:
+            self._container.close()
+            raise MediaReadError(f"{self.path!r} has no audio stream")
+        self._stream = self._container.streams.audio[0]
+        self.start_s: float | None = None
+        self.samples = 0
+
+    def __enter__(self) -> AudioReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._container.close()
+
+    def chunks(self) -> Iterator[np.ndarray]:
+        """Mono float32 chunks ``[n]`` in stream order (one per resampled audio frame)."""
+        import av
+
+        try:
+            resampler = av.AudioResampler(format="fltp", layout=self._stream.layout, rate=self.sample_rate)
+            for frame in self._container.decode(self._stream):
+                if self.start_s is None and frame.time is not None:
+                    self.start_s = float(frame.time)
+                for out in resampler.resample(frame):
+                    yield self._mono(out)
+            for out in resampler.resample(None):
+                yield self._mono(out)
+        except av.error.FFmpegError as e:
+            raise MediaReadError(f"cannot decode audio of {self.path!r}: {e}") from e
+        if self.samples == 0:
+            raise MediaReadError(f"{self.path!r}: audio stream decoded to no samples")
+
+    def _mono(self, frame) -> np.ndarray:
+        mono = frame.to_ndarray().astype(np.float32).mean(axis=0)
+        self.samples += len(mono)
+        return mono
+
+
 def read_audio(path: str | Path, sample_rate: int) -> tuple[np.ndarray, float]:
-    """The first audio stream of ``path`` as mono float32 at ``sample_rate``: ``(samples [n], start_s)``.
+    """The first audio stream of ``path`` as mono float32 at ``sample_rate``: ``(samples [n], start_s)``
+    (all of :class:`AudioReader`'s chunks; ``start_s`` 0 when no frame has a timestamp).
 
     ``start_s`` is the presentation time of the first sample (the video frames' clock).
     Raises :class:`MediaReadError` when there is no audio stream or it cannot be decoded.
     """
-    import av
-
-    path = str(path)
-    container = _open(path)
-    chunks: list[np.ndarray] = []
-    start: float | None = None
-    try:
-        with container:
-            if not container.streams.audio:
-                raise MediaReadError(f"{path!r} has no audio stream")
-            stream = container.streams.audio[0]
-            resampler = av.AudioResampler(format="fltp", layout=stream.layout, rate=int(sample_rate))
-            for frame in container.decode(stream):
-                if start is None and frame.time is not None:
-                    start = float(frame.time)
-                chunks.extend(out.to_ndarray() for out in resampler.resample(frame))
-            chunks.extend(out.to_ndarray() for out in resampler.resample(None))
-    except av.error.FFmpegError as e:
-        raise MediaReadError(f"cannot decode audio of {path!r}: {e}") from e
-    if not chunks:
-        raise MediaReadError(f"{path!r}: audio stream decoded to no samples")
-    return np.concatenate(chunks, axis=1).astype(np.float32).mean(axis=0), (start or 0.0)
+    with AudioReader(path, sample_rate) as reader:
+        wav = np.concatenate(list(reader.chunks()))
+        return wav, (reader.start_s or 0.0)

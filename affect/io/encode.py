@@ -109,31 +109,42 @@ def write_video(
     return Path(path)
 
 
-def loop_video(src: str | Path, dest: str | Path, seconds: float) -> int:
+def loop_video(src: str | Path, dest: str | Path, seconds: float, audio: bool = False) -> int:
     """``src``'s video stream repeated (packets copied, not re-encoded; timestamps shifted) into ``dest``
-    until it lasts at least ``seconds``; returns the frame count (long test videos from a real clip)."""
+    until it lasts at least ``seconds``; returns the frame count (long test videos from a real clip).
+    ``audio``: copy its first audio stream too, each repeat shifted by the video's span (so sound and
+    picture stay in step), or later where the audio runs longer (its timestamps must increase)."""
     import av
 
     frames = 0
     with av.open(str(dest), "w") as out:
-        offset = 0
-        stream = None
+        offset = 0  # in the video's time base
+        streams: dict[str, object] = {}
+        ends: dict[str, int] = {}  # audio: the end of the last packet written (output time base)
         while True:
             with av.open(str(src)) as inp:
                 s_in = inp.streams.video[0]
-                if stream is None:
-                    stream = out.add_stream_from_template(s_in)
+                a_in = inp.streams.audio[0] if audio and inp.streams.audio else None
+                if not streams:
+                    streams["video"] = out.add_stream_from_template(s_in)
+                    if a_in is not None:
+                        streams["audio"] = out.add_stream_from_template(a_in)
                     rate = float(s_in.average_rate)
-                span = 0
-                for packet in inp.demux(s_in):
+                span, shifts = 0, {"video": offset}
+                for packet in inp.demux(*[s for s in (s_in, a_in) if s is not None]):
                     if packet.dts is None:
                         continue
-                    span = max(span, packet.pts + (packet.duration or 0))
-                    packet.pts += offset
-                    packet.dts += offset
-                    packet.stream = stream
+                    kind = packet.stream.type
+                    if kind not in shifts:  # the audio's first packet of this repeat
+                        shifts[kind] = max(round(offset * s_in.time_base / packet.time_base), ends.get(kind, 0) - packet.dts)
+                    if kind == "video":
+                        span = max(span, packet.pts + (packet.duration or 0))
+                        frames += 1
+                    packet.pts += shifts[kind]
+                    packet.dts += shifts[kind]
+                    ends[kind] = packet.dts + (packet.duration or 0)
+                    packet.stream = streams[kind]
                     out.mux(packet)
-                    frames += 1
                 offset += span
             if frames >= seconds * rate:
                 return frames

@@ -2,16 +2,20 @@
 
 A/V-MT-VGG-GRU (paper Sec. VI-A.3) reads ``batch["audio"]`` beside the face windows: one
 log-spectrogram image per video frame, as ``affect prepare --audio`` stores them for training. The
-images are made by :mod:`affect.data.audio` itself (``load_audio`` -> ``spectrogram_frames`` over the
-presentation times of *every* decoded frame -> ``to_uint8``), so the image of frame ``k`` is the
-store's image of frame ``k``, whatever ``frame_stride`` keeps; only the frames that have a face are
-kept (uint8 ``[1, S, S]`` per frame, ``S`` = the model's spectrogram side, its
-``input_spec.audio_size``). Like ``affect prepare
---audio``, ``spectrogram_frames`` makes the float images of every frame of a video at once: about
-``3 x frames x S^2 x 4`` bytes for a moment (~2 GB for 10 minutes at 30 fps, S = 96).
+images are :mod:`affect.data.audio`'s (spectrogram over the presentation times of *every* decoded
+frame -> ``to_uint8``), so the image of frame ``k`` is the store's image of frame ``k``, whatever
+``frame_stride`` keeps; only the frames that have a face get one (uint8 ``[1, S, S]`` per frame,
+``S`` = the model's spectrogram side, its ``input_spec.audio_size``).
 
-Inputs without audio: a video without an audio stream (or with one that does not decode) and every
-image. Such an input ends with status ``no_audio`` (counted and named in the summary; the reason in
+They are made piece by piece as the video is read (:class:`InputAudio`, on
+:mod:`affect.data.audio_windows`): the video reader feeds every frame's time to a
+:class:`~affect.data.audio_windows.FrameClock`, and after each detection batch the batch's faces
+get the images of their frames from a :class:`~affect.data.audio_windows.SpectrogramWindows`, which
+decodes the audio stream once, in order, and holds only the samples and columns of the current
+batch's span plus ``audio_context_s`` — memory does not grow with the video (docs/predict_audio.md).
+
+Inputs without audio: a video without an audio stream (or with one that does not decode: from the
+batch where decoding fails, the faces before it keep their images) and every image. Such an input ends with status ``no_audio`` (counted and named in the summary; the reason in
 its detail) and, by ``missing_audio``:
 
 - ``"skip"`` (default): its faces keep their rows (box, points, track) with empty predictions — the
@@ -25,58 +29,87 @@ from __future__ import annotations
 
 import numpy as np
 
-from affect.data.audio import SAMPLE_RATE, load_audio, spectrogram_frames, to_uint8
+from affect.data.audio import to_uint8
+from affect.data.audio_windows import FrameClock, SpectrogramWindows
 
-__all__ = ["MISSING_AUDIO", "attach_audio"]
+__all__ = ["MISSING_AUDIO", "InputAudio"]
 
 #: What an input without audio gets (see the module docstring).
 MISSING_AUDIO = ("skip", "silence")
 
 
-def attach_audio(path: str, kind: str, times: np.ndarray, rows: list[dict], table, report, opts) -> None:
-    """Point each face row of one input (``rows``, appended to ``table``) at its frame's spectrogram
-    image (``row["spec"]``), appending the images to ``table.audio``; an input without audio gets
-    status ``no_audio`` and, by ``opts.missing_audio``, no image (``spec = -1``) or a silent one.
+class InputAudio:
+    """The spectrogram images of one input's faces (``kind``: "video" or "image"), piece by piece.
 
-    ``times``: presentation times of every decoded frame of a video (index = frame index).
+    Feed :attr:`clock` every decoded frame's time (the ``times`` sink of the video reader), call
+    :meth:`attach` with each batch's new rows once the frame after the batch is decoded (or the clock
+    has ended), and :meth:`finish` when the input is done. A video whose audio stream is missing or
+    fails to decode (then from that batch on) gets status ``no_audio`` and, by ``opts.missing_audio``,
+    no image for those faces (``spec = -1``) or a silent one.
     """
-    faces = [r for r in rows if r["crop"] >= 0]
-    for r in rows:
-        r["spec"] = -1
-    if not faces:
-        return
-    size = opts.audio_size
-    problem = ""
-    if kind != "video":
-        problem = "an image has no audio track"
-    else:
-        try:
-            wav, start = load_audio(path)
-            spec = spectrogram_frames(wav, times, start, SAMPLE_RATE, size, size, opts.audio_context_s)
-        except ValueError as e:  # MediaReadError: no audio stream, none decoded, or unreadable
-            problem = str(e)
-    if problem:
-        _no_audio(problem, faces, table, report, opts)
-        return
-    index: dict[int, int] = {}
-    for r in faces:
-        k = r["frame"]
-        if k not in index:
-            index[k] = len(table.audio)
-            table.audio.append(to_uint8(spec[k]))
-        r["spec"] = index[k]
 
+    def __init__(self, path: str, kind: str, opts) -> None:
+        self.path, self.opts = path, opts
+        self.clock = FrameClock()
+        self.problem = "" if kind == "video" else "an image has no audio track"
+        self.windows: SpectrogramWindows | None = None
+        self.without = 0  # faces that got no audio
 
-def _no_audio(problem: str, faces: list[dict], table, report, opts) -> None:
-    if opts.missing_audio == "silence":
-        silence = len(table.audio)
-        table.audio.append(np.zeros((1, opts.audio_size, opts.audio_size), np.uint8))  # uint8 0 == -1 == silence
-        for r in faces:
-            r["spec"] = silence
-        what = f"{problem}; the A/V model ran on silence for its {len(faces)} faces (missing_audio: silence)"
-    else:
-        what = (f"{problem}; the A/V model was not run on its {len(faces)} faces (rows kept, predictions empty; "
-                "--data.init_args.missing_audio silence runs it on silence)")  # fmt: skip
-    if report.status == "ok":
-        report.status = "no_audio"
-    report.detail = f"{report.detail}; {what}" if report.detail else what
+    def attach(self, rows: list[dict], table) -> None:
+        """Point each face row among ``rows`` (appended to ``table``) at its frame's image
+        (``row["spec"]``, an index into ``table.audio``), appending the images to ``table.audio``."""
+        faces = [r for r in rows if r["crop"] >= 0]
+        for r in rows:
+            r["spec"] = -1
+        if not faces:
+            self._forget(rows)
+            return
+        if not self.problem:
+            try:
+                if self.windows is None:
+                    size = self.opts.audio_size
+                    self.windows = SpectrogramWindows(self.path, size, size, self.opts.audio_context_s)
+                frames = sorted({r["frame"] for r in faces})
+                images = self.windows.images(self.clock.mids(frames))
+            except ValueError as e:  # MediaReadError: no audio stream, none decoded, or unreadable
+                self.problem = str(e)
+                self.close()
+            else:
+                index = {k: len(table.audio) + i for i, k in enumerate(frames)}
+                table.audio.extend(to_uint8(images))
+                for r in faces:
+                    r["spec"] = index[r["frame"]]
+        if self.problem:
+            self._silence(faces, table)
+        self._forget(rows)
+
+    def _forget(self, rows: list[dict]) -> None:
+        if rows:
+            self.clock.forget_before(max(r["frame"] for r in rows) + 1)
+
+    def _silence(self, faces: list[dict], table) -> None:
+        self.without += len(faces)
+        if self.opts.missing_audio == "silence":
+            silence = len(table.audio)
+            table.audio.append(np.zeros((1, self.opts.audio_size, self.opts.audio_size), np.uint8))  # uint8 0 == -1
+            for r in faces:
+                r["spec"] = silence
+
+    def close(self) -> None:
+        if self.windows is not None:
+            self.windows.close()
+            self.windows = None
+
+    def finish(self, report) -> None:
+        """Close the audio and, if faces went without it, say so in ``report`` (status ``no_audio``)."""
+        self.close()
+        if not self.without:
+            return
+        if self.opts.missing_audio == "silence":
+            what = f"{self.problem}; the A/V model ran on silence for its {self.without} faces (missing_audio: silence)"
+        else:
+            what = (f"{self.problem}; the A/V model was not run on its {self.without} faces (rows kept, predictions "
+                    "empty; --data.init_args.missing_audio silence runs it on silence)")  # fmt: skip
+        if report.status == "ok":
+            report.status = "no_audio"
+        report.detail = f"{report.detail}; {what}" if report.detail else what

@@ -149,10 +149,11 @@ def _read_image(path: str, max_pixels: int, max_side: int) -> tuple[np.ndarray, 
 
 
 def iter_video(
-    path: str, stride: int, times: list[float] | None = None, max_pixels: int = MAX_FRAME_PIXELS
+    path: str, stride: int, times=None, max_pixels: int = MAX_FRAME_PIXELS
 ) -> Iterator[tuple[int, float, np.ndarray, float]]:
     """``(frame index, time s, RGB, fps)`` of every ``stride``-th decoded frame (:class:`affect.io.VideoReader`);
-    ``times``, when given, receives the time of *every* decoded frame (the spectrogram images need all of them).
+    ``times`` (a list or anything with ``append``), when given, receives the time of *every* decoded frame
+    (A/V models: the spectrogram images need all of them).
 
     Raises :class:`~affect.io.MediaReadError` on a decode error (after yielding the frames decoded so far).
     """
@@ -227,15 +228,14 @@ class FaceExtractor:
     ) -> Iterator[tuple[FaceTable, InputReport | None]]:
         """Per input, its rows and crops in pieces as they are made: ``(piece, None)`` for each
         detection batch of a video's frames, then ``(last piece, report)`` once the input is done
-        (``piece.rows[i]["crop"]`` indexes ``piece.crops`` / ``["spec"]`` ``piece.audio``). A/V inputs
-        come in one piece (their spectrogram images need every frame's time first)."""
+        (``piece.rows[i]["crop"]`` indexes ``piece.crops`` / ``["spec"]`` ``piece.audio``)."""
         for path in inputs:
             table = FaceTable()
             report = InputReport(input=path, kind="unknown")
-            for _ in self._steps(path, table, report, progress, pieces=self.opts.audio_size == 0):
+            for _ in self._steps(path, table, report, progress, pieces=True):
                 if table.rows:
-                    yield FaceTable(rows=table.rows, crops=table.crops), None
-                    table.rows, table.crops = [], []  # the video loop appends to the same table
+                    yield FaceTable(rows=table.rows, crops=table.crops, audio=table.audio), None
+                    table.rows, table.crops, table.audio = [], [], []  # the video loop appends to the same table
             yield table, report
 
     def _steps(self, path: str, table: FaceTable, report: InputReport, progress, pieces: bool) -> Iterator[None]:
@@ -252,14 +252,21 @@ class FaceExtractor:
             return
         if kind == "unknown":
             kind = report.kind = "image"  # let PIL decide (unknown suffix)
-        first, times = len(table.rows), []
+        audio = None
+        if self.opts.audio_size > 0:
+            from affect.predict.audio import InputAudio
+
+            audio = InputAudio(path, kind, self.opts)
         try:
             if kind == "image":
+                first = len(table.rows)
                 self._image(path, table, report)
+                if audio is not None:
+                    audio.attach(table.rows[first:], table)
                 if progress:
                     progress(1)
             else:
-                for _ in self._video(path, table, report, progress, times):
+                for _ in self._video(path, table, report, progress, audio):
                     if pieces:
                         yield
         except MediaReadError as e:
@@ -269,10 +276,8 @@ class FaceExtractor:
                 report.status, report.detail = ("too_large" if e.status == "too_large" else "unreadable"), str(e)
         if report.status == "ok" and report.frames and report.faces == 0:
             report.status = "no_face"
-        if self.opts.audio_size > 0 and report.faces:
-            from affect.predict.audio import attach_audio
-
-            attach_audio(path, kind, np.asarray(times, np.float64), table.rows[first:], table, report, self.opts)
+        if audio is not None:
+            audio.finish(report)
 
     def _image(self, path: str, table: FaceTable, report: InputReport) -> None:
         rgb, factor, detail = _read_image(path, self.opts.max_image_pixels, self.opts.detect_max_side)
@@ -296,28 +301,40 @@ class FaceExtractor:
             faces = sorted(faces, key=lambda f: -f.area)
         self._emit(path, "image", 0, float("nan"), rgb, faces, list(range(len(faces))), False, table, report, factor)
 
-    def _video(self, path: str, table: FaceTable, report: InputReport, progress, times: list[float]) -> Iterator[None]:
-        """Rows of a video's frames into ``table``; yields after each detection batch."""
+    def _video(self, path: str, table: FaceTable, report: InputReport, progress, audio) -> Iterator[None]:
+        """Rows of a video's frames into ``table``; yields after each detection batch. A batch is
+        processed once the frame after it is decoded (or the video has ended), so that ``audio``
+        (:class:`affect.predict.audio.InputAudio`, A/V models) knows the batch's frame times."""
         tracks = VideoTracks.start(self.opts)
         pending: list[tuple[int, float, np.ndarray]] = []
 
-        def flush() -> None:
+        def flush(ended: bool) -> None:
+            first = len(table.rows)
             self.add_video_frames(path, pending, table, report, tracks)
+            if audio is not None:
+                if ended:
+                    audio.clock.end()
+                audio.attach(table.rows[first:], table)
             if progress and pending:
                 progress(len(pending))
             pending.clear()
 
         last = -1
-        for k, t, rgb, fps in iter_video(path, self.opts.frame_stride, times, self.opts.max_frame_pixels):
-            last = k
-            report.fps = fps
-            report.height, report.width = rgb.shape[:2]
-            report.frames += 1
-            pending.append((k, t, rgb))
-            if len(pending) >= self.opts.batch_size:
-                flush()
-                yield
-        flush()
+        times = audio.clock if audio is not None else None
+        try:
+            for k, t, rgb, fps in iter_video(path, self.opts.frame_stride, times, self.opts.max_frame_pixels):
+                if len(pending) >= self.opts.batch_size:
+                    flush(False)
+                    yield
+                last = k
+                report.fps = fps
+                report.height, report.width = rgb.shape[:2]
+                report.frames += 1
+                pending.append((k, t, rgb))
+        except MediaReadError:
+            flush(True)  # the frames decoded before the error keep their rows
+            raise
+        flush(True)
         yield
         if report.frames == 0:
             raise MediaReadError(f"video {path!r} decoded to no frames")
