@@ -56,11 +56,22 @@ class MTVGGModule(MultiTaskModule):
     ) -> None:
         super().__init__(au_set=au_set, **kwargs)
 
-    def configure_net(self) -> nn.Module:
+    #: the network class the options build (a subclass's architecture: FaceBehaviorNet, MT-VGG-GRU, ...)
+    network: type[nn.Module] = MTVGG
+
+    def net_args(self) -> dict:
+        """The arguments of :attr:`network` from the options (subclasses add theirs)."""
         h = self.hparams
-        return MTVGG(backbone=h.backbone, hidden=h.hidden, dropout=h.dropout, num_aus=len(self.au_set),
-                     image_size=h.image_size, input_size=h.get("net_input_size"))  # fmt: skip
+        return {"backbone": h.backbone, "hidden": h.hidden, "dropout": h.dropout, "num_aus": len(self.au_set),
+                "image_size": h.image_size, "input_size": h.get("net_input_size")}  # fmt: skip
+
+    def configure_net(self) -> nn.Module:
+        return self.network(**self.net_args())
 
     def initial_weights(self) -> list[InitialWeights]:
-        """The VGG-FACE conv weights, then (``init_checkpoint``) the matching tensors of an earlier run."""
-        return [*backbone_weights_source(self.hparams, self.net.backbone), *super().initial_weights()]
+        return [*self.start_weights(), *super().initial_weights()]
+
+    def start_weights(self) -> list[InitialWeights]:
+        """What the network starts from before ``init_checkpoint``: the VGG-FACE conv weights
+        (``backbone_weights``) of its (visual) backbone."""
+        return backbone_weights_source(self.hparams, self.net.backbone)

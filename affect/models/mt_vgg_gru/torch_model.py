@@ -86,6 +86,11 @@ class MTVGGGRU(nn.Module):
         self.head = MultiTaskHead(rnn_hidden, *self.head_sizes[1:]) if output_layer else None
         self.out_dim = rnn_hidden
 
+    @property
+    def backbone(self) -> nn.Module:
+        """The CNN's backbone (what ``backbone_weights`` starts)."""
+        return self.cnn.backbone
+
     def features(self, images: Tensor) -> Tensor:
         """``[B, T, C, H, W]`` -> the GRU's output ``[B, T, rnn_hidden]``."""
         if images.dim() != 5:
@@ -107,7 +112,8 @@ class AVMTVGGGRU(nn.Module):
             spectrogram repeated to 3 channels and a standard first conv.
         **stream: :class:`MTVGGGRU`'s arguments, for both streams (``backbone``, ``hidden``,
             ``dropout``, ``num_aus``, ``num_expr``, ``rnn_hidden``, ``rnn_layers``, ``rnn_dropout``, ...;
-            ``image_size``: side of the face images); the fusion GRU has the streams' size and dropout.
+            ``image_size``: side of the face images, ``input_size``: the visual backbone's own input
+            side); the fusion GRU has the streams' size and dropout.
     """
 
     input_keys: tuple[str, ...] = ("image", "audio")
@@ -119,7 +125,7 @@ class AVMTVGGGRU(nn.Module):
         super().__init__()
         if audio_in_chans not in (1, 3):
             raise ValueError(f"audio_in_chans must be 1 or 3, got {audio_in_chans}")
-        audio = {**stream, "image_size": audio_size, "in_chans": audio_in_chans}
+        audio = {**stream, "image_size": audio_size, "in_chans": audio_in_chans, "input_size": None}
         self.visual = MTVGGGRU(output_layer=False, **stream)
         self.audio = MTVGGGRU(output_layer=False, input_key="audio", **audio)
         self.audio_in_chans = audio_in_chans
@@ -127,6 +133,11 @@ class AVMTVGGGRU(nn.Module):
         gru = self.visual.rnn.rnn
         self.fusion = SequenceRNN(2 * gru.hidden_size, gru.hidden_size, gru.num_layers, "gru", gru.dropout)
         self.head = MultiTaskHead(gru.hidden_size, *self.visual.head_sizes[1:])
+
+    @property
+    def backbone(self) -> nn.Module:
+        """The visual stream's backbone (what ``backbone_weights`` starts)."""
+        return self.visual.backbone
 
     def forward(self, images: Tensor, audio: Tensor) -> dict[str, Tensor]:
         """``images`` ``[B, T, 3, H, W]`` and ``audio`` ``[B, T, 1, H', W']``, both in [-1, 1] ->
