@@ -249,6 +249,11 @@ class AffWildNet(nn.Module):
         self.rnn = None if rnn == "none" else SequenceRNN(fc_units, rnn_hidden, rnn_layers, rnn, rnn_dropout)
         self.out = nn.Linear(rnn_hidden if self.rnn is not None else fc_units, 2)
 
+    @property
+    def backbone(self) -> nn.Module:
+        """The per-frame CNN's backbone (what ``backbone_weights`` starts)."""
+        return self.encoder.cnn
+
     def forward(
         self, images: Tensor, landmarks: Tensor | None = None, landmarks_mask: Tensor | None = None
     ) -> dict[str, Tensor]:

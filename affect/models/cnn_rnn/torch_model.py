@@ -113,6 +113,11 @@ class CNNRNN(nn.Module):
             self.rnn_out_dim = rnn_hidden
         self.out = nn.Linear(self.rnn_out_dim, 2)
 
+    @property
+    def backbone(self) -> nn.Module:
+        """The per-frame CNN's backbone (what ``backbone_weights`` starts)."""
+        return self.encoder.cnn
+
     def rnn_features(
         self, images: Tensor, landmarks: Tensor | None = None, landmarks_mask: Tensor | None = None
     ) -> Tensor:

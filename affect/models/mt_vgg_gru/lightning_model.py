@@ -42,9 +42,13 @@ class _GRUStreamsModule(MTVGGModule):
     """
 
     def __init__(
-        self, rnn_hidden: int = 128, rnn_layers: int = 2, rnn_dropout: float = 0.0,
-        mtvgg_checkpoint: str | None = None, **kwargs,
-    ) -> None:  # fmt: skip
+        self,
+        rnn_hidden: int = 128,
+        rnn_layers: int = 2,
+        rnn_dropout: float = 0.0,
+        mtvgg_checkpoint: str | None = None,
+        **kwargs,
+    ) -> None:
         super().__init__(**kwargs)
 
     def net_args(self) -> dict:
@@ -101,9 +105,14 @@ class AVMTVGGGRUModule(_GRUStreamsModule):
     network = AVMTVGGGRU
 
     def __init__(
-        self, backbone: str = "vgg16", audio_size: int = 96, audio_in_chans: int = 1,
-        visual_checkpoint: str | None = None, audio_checkpoint: str | None = None, **kwargs,
-    ) -> None:  # fmt: skip
+        self,
+        backbone: str = "vgg16",
+        audio_size: int = 96,
+        audio_in_chans: int = 1,
+        visual_checkpoint: str | None = None,
+        audio_checkpoint: str | None = None,
+        **kwargs,
+    ) -> None:
         super().__init__(backbone=backbone, **kwargs)
 
     def net_args(self) -> dict:
