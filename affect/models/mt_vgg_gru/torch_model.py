@@ -46,13 +46,13 @@ class MTVGGGRU(nn.Module):
     """MT-VGG-GRU (Sec. VI-A.2): MT-VGG's CNN + first FC -> 2-layer GRU x 128 -> multi-task output.
 
     Args:
-        dropout: drop probability on the first FC's output (paper: 0.5).
         rnn_hidden, rnn_layers: the GRU (paper: 2 x 128).
         rnn_dropout: drop probability on the first GRU layer's output.
         output_layer: False = a stream of A/V-MT-VGG-GRU (returns ``{"features": [B, T, rnn_hidden]}``).
         input_key: the batch key of the frames: ``"image"`` (faces) or ``"audio"`` (spectrograms).
-        **cnn: :class:`MTVGG`'s other arguments (``backbone``, ``hidden`` = the first FC's units, paper
-            4096; ``num_aus``, ``num_expr``, ``image_size``, ``in_chans=1`` for the audio stream, ...).
+        **cnn: :class:`MTVGG`'s arguments (``backbone``, ``hidden`` = the first FC's units, paper 4096;
+            ``dropout``: here on the first FC's output, the GRU input, paper 0.5; ``num_aus``,
+            ``num_expr``, ``image_size``, ``in_chans=1`` for the audio stream, ...).
     """
 
     output_tasks: tuple[str, ...] = ("va", "expr", "au")
@@ -61,7 +61,6 @@ class MTVGGGRU(nn.Module):
 
     def __init__(
         self,
-        dropout: float = 0.5,
         rnn_hidden: int = 128,
         rnn_layers: int = 2,
         rnn_dropout: float = 0.0,
@@ -73,15 +72,15 @@ class MTVGGGRU(nn.Module):
         if input_key not in ("image", "audio"):
             raise ValueError(f"input_key must be 'image' or 'audio', got {input_key!r}")
         self.input_keys = (input_key,)
-        self.cnn = MTVGG(dropout=dropout, **cnn)
+        self.cnn = MTVGG(**cnn)
         #: ``(2, num_expr, num_aus)``: the output layer's, also A/V-MT-VGG-GRU's when this is one of its streams
         self.head_sizes = self.cnn.head.sizes
         #: the side of the spectrogram images read from ``batch["audio"]`` (0: reads faces)
         self.audio_size = self.cnn.backbone.image_size if input_key == "audio" else 0
-        # MT-VGG-GRU stacks its GRU on the first FC: MT-VGG's fc2 and output layer are not part of it.
+        # MT-VGG-GRU stacks its GRU on the first FC: MT-VGG's fc2 and output layer are not part of it
+        # (its dropout is, on the GRU input).
         self.cnn.fc2 = nn.Identity()
         self.cnn.head = nn.Identity()
-        self.dropout = nn.Dropout(dropout)
         self.rnn = SequenceRNN(self.cnn.hidden, rnn_hidden, rnn_layers, "gru", rnn_dropout)
         self.head = MultiTaskHead(rnn_hidden, *self.head_sizes[1:]) if output_layer else None
         self.out_dim = rnn_hidden
@@ -95,7 +94,7 @@ class MTVGGGRU(nn.Module):
         """``[B, T, C, H, W]`` -> the GRU's output ``[B, T, rnn_hidden]``."""
         if images.dim() != 5:
             raise ValueError(f"expected a sequence batch [B, T, C, H, W], found {tuple(images.shape)}")
-        return self.rnn(self.dropout(self.cnn.embed(images)))
+        return self.rnn(self.cnn.dropout(self.cnn.embed(images)))
 
     def forward(self, images: Tensor) -> dict[str, Tensor]:
         """``{"va", "expr", "au"}`` per frame, or ``{"features"}`` without the output layer."""
