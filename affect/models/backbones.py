@@ -57,7 +57,9 @@ __all__ = [
     "VGGFACE_ENV",
     "VGGFaceLoadError",
     "backbone_weights_source",
+    "fold_frames",
     "load_vggface",
+    "unfold_frames",
     "vggface",
     "vggface_filter_fn",
     "vggface_state_dict",
@@ -92,6 +94,26 @@ VGGFACE_CONV_INDEX: dict[str, int] = {
 #: "discarded its fully connected layers" (Sec. VI-A). Oxford names ``fc6``-``fc8``; torchvision
 #: ``classifier.N``; timm ``pre_logits.*`` / ``head.*``.
 _IGNORED_SOURCE = re.compile(r"^(fc[678]|classifier|pre_logits|head)\.")
+
+
+def fold_frames(lead: torch.Size, x: Tensor | None) -> Tensor | None:
+    """``x`` ``[*lead, ...]`` -> ``[N, ...]`` (N = the product of ``lead``, e.g. ``[B, T]``), for the
+    per-frame CNN; ``None`` stays ``None``. :func:`unfold_frames` restores the leading axes.
+
+    >>> lead = torch.Size([2, 5])
+    >>> tuple(fold_frames(lead, torch.zeros(2, 5, 3, 8, 8)).shape), fold_frames(lead, None)
+    ((10, 3, 8, 8), None)
+    """
+    return None if x is None else x.reshape(-1, *x.shape[len(lead):])
+
+
+def unfold_frames(lead: torch.Size, x: Tensor) -> Tensor:
+    """Per-frame ``[N, ...]`` (:func:`fold_frames`) -> ``[*lead, ...]``.
+
+    >>> tuple(unfold_frames(torch.Size([2, 5]), torch.zeros(10, 16)).shape)
+    (2, 5, 16)
+    """
+    return x.reshape(*lead, *x.shape[1:])
 
 
 class Backbone(nn.Module):

@@ -47,7 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from affect.models.backbones import Backbone
+from affect.models.backbones import Backbone, fold_frames, unfold_frames
 
 __all__ = [
     "AffWildNet",
@@ -125,7 +125,20 @@ class FrameEncoder(nn.Module):
     ``fc_units`` -> ReLU -> dropout (x ``fc_layers``). ``forward`` returns the features the
     multi-level nets need: ``"low"`` (the first tap, when 2 taps are given; e.g. VGG's 2nd pool
     after conv 4), ``"last"`` (the last pool, before the landmark concat) and ``"fc"`` (the last
-    FC layer's output), each flattened ``[N, D]``.
+    FC layer's output), each flattened per frame.
+
+    Args:
+        backbone: timm name of the conv/pool part (``"vggface"`` / ``"vgg16"``: the VGG-16 layout, ``"resnet50"``).
+        backbone_nodes: FX nodes to tap (default: the backbone's last feature point).
+        image_size: input side (paper: 96).
+        in_chans: input channels (3).
+        fc_units: units of the FC layer (paper: 4096 for VGG-FACE, 1500 for ResNet-50).
+        fc_layers: FC layers (1; 2 = VGG's fc6+fc7 for the CNN-only rows of Table II).
+        use_landmarks: concatenate the flattened landmarks with the last pool's features.
+        num_landmarks: landmarks per frame (68).
+        global_pool: average-pool the last tap (ResNet's "last pooling layer"); VGG pool5 is flattened.
+        low_pool_size: 0 = the first tap flattened as it is; k > 0 = average-pooled to ``k x k`` first.
+        dropout: drop probability after each FC layer (paper: 0.5).
     """
 
     def __init__(
@@ -170,7 +183,12 @@ class FrameEncoder(nn.Module):
     def forward(
         self, images: Tensor, landmarks: Tensor | None = None, landmarks_mask: Tensor | None = None
     ) -> dict[str, Tensor]:
-        """``images`` ``[N, C, H, W]`` in [-1, 1], ``landmarks`` ``[N, L, 2]`` -> ``{"low", "last", "fc"}``."""
+        """``images`` ``[N, C, H, W]`` or ``[B, T, C, H, W]`` in [-1, 1], ``landmarks`` ``[..., L, 2]`` ->
+        ``{"low", "last", "fc"}``, each ``[N, D]`` or ``[B, T, D]`` (the CNN runs on the frames)."""
+        if images.dim() not in (4, 5):
+            raise ValueError(f"expected images [N, C, H, W] or a sequence batch [B, T, C, H, W], found {tuple(images.shape)}")
+        lead = images.shape[:-3]
+        images, landmarks, landmarks_mask = (fold_frames(lead, x) for x in (images, landmarks, landmarks_mask))
         taps = self.cnn(images)
         last = taps[-1]
         last = last.mean((-2, -1)) if self.global_pool else last.flatten(1)
@@ -193,35 +211,18 @@ class FrameEncoder(nn.Module):
                 )
             x = torch.cat([x, landmark_features(landmarks, landmarks_mask).to(x.dtype)], 1)
         feats["fc"] = self.fc(x)
-        return feats
-
-
-def _flatten_time(images: Tensor, landmarks: Tensor | None, landmarks_mask: Tensor | None):
-    """``[B, T, ...]`` -> ``[B*T, ...]`` for the per-frame CNN; returns (images, landmarks, mask, B, T)."""
-    if images.dim() != 5:
-        raise ValueError(f"expected a sequence batch of images [B, T, C, H, W], found {tuple(images.shape)}")
-    b, t = images.shape[:2]
-    lm = landmarks.reshape(b * t, *landmarks.shape[2:]) if landmarks is not None else None
-    lm_mask = landmarks_mask.reshape(b * t) if landmarks_mask is not None else None
-    return images.reshape(b * t, *images.shape[2:]), lm, lm_mask, b, t
+        return {k: unfold_frames(lead, v) for k, v in feats.items()}
 
 
 class AffWildNet(nn.Module):
     """AffWildNet (Sec. V-A) and the Table II comparison networks (see the module docstring).
 
     Args:
-        backbone: timm name of the conv/pool part (``"vggface"`` / ``"vgg16"``: the VGG-16 layout, ``"resnet50"``).
-        fc_units: units of the FC layer (paper: 4096 for VGG-FACE, 1500 for ResNet-50).
-        fc_layers: FC layers before the RNN / output (1; 2 = VGG's fc6+fc7 for the CNN-only rows).
-        use_landmarks: concatenate the flattened landmarks with the last pool's features.
-        num_landmarks: landmarks per frame (68).
         rnn: ``"gru"`` (AffWildNet), ``"lstm"`` (VGG-FACE-LSTM) or ``"none"`` (CNN-only rows).
         rnn_hidden, rnn_layers: GRU/LSTM size (paper: 128 units, 2 layers).
-        dropout: drop probability after each FC layer (paper: 0.5).
         rnn_dropout: drop probability on the first RNN layer's output (paper: none named for AffWildNet).
-        image_size: input side (paper: 96).
-        global_pool: average-pool the last tap (ResNet's "last pooling layer"); VGG pool5 is flattened.
-        backbone_nodes: FX nodes to tap (default: the backbone's last feature point).
+        **encoder: the per-frame CNN part, :class:`FrameEncoder`'s arguments (``backbone``, ``fc_units``,
+            ``fc_layers``, ``use_landmarks``, ``dropout``, ``image_size``, ``global_pool``, ...).
 
     Initial weights (VGG-FACE, Sec. V-A) are loaded by the LightningModule when fitting starts
     (:mod:`affect.models.weights`), not here.
@@ -233,43 +234,31 @@ class AffWildNet(nn.Module):
 
     def __init__(
         self,
-        backbone: str = "vgg16",
-        fc_units: int = 4096,
-        fc_layers: int = 1,
-        use_landmarks: bool = True,
-        num_landmarks: int = 68,
         rnn: Literal["gru", "lstm", "none"] = "gru",
         rnn_hidden: int = 128,
         rnn_layers: int = 2,
-        dropout: float = 0.5,
         rnn_dropout: float = 0.0,
-        image_size: int = 96,
-        global_pool: bool = False,
-        backbone_nodes: Sequence[str] | None = None,
+        **encoder,
     ) -> None:
         super().__init__()
         if rnn not in ("gru", "lstm", "none"):
             raise ValueError(f"rnn must be 'gru', 'lstm' or 'none', got {rnn!r}")
-        self.encoder = FrameEncoder(
-            backbone=backbone, backbone_nodes=backbone_nodes, image_size=image_size, fc_units=fc_units,
-            fc_layers=fc_layers, use_landmarks=use_landmarks, num_landmarks=num_landmarks,
-            global_pool=global_pool, dropout=dropout,
-        )  # fmt: skip
-        self.input_keys = landmark_inputs(use_landmarks)
+        self.encoder = FrameEncoder(**encoder)
+        self.input_keys = landmark_inputs(self.encoder.use_landmarks)
+        fc_units = self.encoder.fc_dim
         self.rnn = None if rnn == "none" else SequenceRNN(fc_units, rnn_hidden, rnn_layers, rnn, rnn_dropout)
         self.out = nn.Linear(rnn_hidden if self.rnn is not None else fc_units, 2)
+
+    @property
+    def backbone(self) -> nn.Module:
+        """The per-frame CNN's backbone (what ``backbone_weights`` starts)."""
+        return self.encoder.cnn
 
     def forward(
         self, images: Tensor, landmarks: Tensor | None = None, landmarks_mask: Tensor | None = None
     ) -> dict[str, Tensor]:
         """``[B, T, 3, H, W]`` (+ landmarks ``[B, T, L, 2]``) -> ``{"va": [B, T, 2]}``; frames ``[B, 3, H, W]`` -> ``[B, 2]``."""
-        if images.dim() == 4:  # a frame batch: one-frame sequences
-            lm = landmarks.unsqueeze(1) if landmarks is not None else None
-            lm_mask = landmarks_mask.unsqueeze(1) if landmarks_mask is not None else None
-            return {k: v.squeeze(1) for k, v in self(images.unsqueeze(1), lm, lm_mask).items()}
-        x, lm, lm_mask, b, t = _flatten_time(images, landmarks, landmarks_mask)
-        h = self.encoder(x, lm, lm_mask)["fc"].reshape(b, t, -1)
-        if self.rnn is not None:
-            h = self.rnn(h)
+        h = self.encoder(images, landmarks, landmarks_mask)["fc"]
+        if self.rnn is not None:  # a frame batch runs as one-frame sequences
+            h = self.rnn(h) if h.dim() == 3 else self.rnn(h.unsqueeze(1)).squeeze(1)
         return {"va": self.out(h)}
-

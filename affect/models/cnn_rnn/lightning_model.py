@@ -15,48 +15,43 @@ the CNN-RNNs are pre-trained on Aff-Wild2 (``init_checkpoint`` of an Aff-Wild2 r
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Literal
 
-from torch import nn
-
+from affect.models.affwildnet.lightning_model import FrameEncoderModule
 from affect.models.backbones import backbone_weights_source
 from affect.models.cnn_rnn.torch_model import CNNRNN, ModelLevelFusion
-from affect.models.multitask import MultiTaskModule
 from affect.models.weights import InitialWeights
 
 __all__ = ["CNNRNNModule", "ModelLevelFusionModule"]
 
 
-class CNNRNNModule(MultiTaskModule):
-    """CNN-3RNN / CNN-1RNN-2nd-pool_last-pool_fc; network arguments as :class:`CNNRNN`,
-    ``backbone_weights`` as :class:`~affect.models.affwildnet.AffWildNetModule`, ``**kwargs`` as
-    :class:`~affect.models.multitask.MultiTaskModule` (``init_checkpoint``: the Aff-Wild2 pre-training)."""
+class CNNRNNModule(FrameEncoderModule):
+    """CNN-3RNN / CNN-1RNN-2nd-pool_last-pool_fc; network arguments as :class:`CNNRNN`.
+
+    Args:
+        mode: ``"3rnn"`` or ``"1rnn"``.
+        rnn_dropout: drop probability on each GRU's first-layer output (0.2: the paper's "0.8" read
+            as keep probability, see :mod:`affect.models.cnn_rnn.torch_model`).
+        low_pool_size: 0 = the 2nd pool flattened as it is (paper); k > 0 = average-pooled to ``k x k``.
+        **kwargs: :class:`~affect.models.affwildnet.lightning_model.FrameEncoderModule`'s arguments
+            (the CNN part, RNN size, ``backbone``, ``backbone_weights``) and
+            :class:`~affect.models.multitask.MultiTaskModule`'s (``init_checkpoint``: the Aff-Wild2 pre-training).
+    """
+
+    network = CNNRNN
 
     def __init__(
         self,
         mode: Literal["3rnn", "1rnn"] = "3rnn",
-        backbone: str = "vggface",
-        backbone_weights: str | None = None,
-        backbone_nodes: Sequence[str] | None = None,
-        fc_units: int = 4096,
-        use_landmarks: bool = True,
-        num_landmarks: int = 68,
-        rnn_hidden: int = 128,
-        rnn_layers: int = 2,
-        dropout: float = 0.5,
         rnn_dropout: float = 0.2,
         low_pool_size: int = 0,
-        tasks: Sequence[str] = ("va",),
         **kwargs,
     ) -> None:
-        super().__init__(tasks=tasks, **kwargs)
+        super().__init__(**kwargs)
 
-    def configure_net(self) -> nn.Module:
-        return CNNRNN(mode=self.hparams.mode, **_cnn_rnn_args(self.hparams))
-
-    def initial_weights(self) -> list[InitialWeights]:
-        return [*backbone_weights_source(self.hparams, self.net.encoder.cnn), *super().initial_weights()]
+    def net_args(self) -> dict:
+        keys = ("mode", "rnn_dropout", "low_pool_size")
+        return {**super().net_args(), **{k: self.hparams[k] for k in keys}}
 
 
 class ModelLevelFusionModule(CNNRNNModule):
@@ -68,6 +63,8 @@ class ModelLevelFusionModule(CNNRNNModule):
     is unused: both kinds are built).
     """
 
+    network = ModelLevelFusion
+
     def __init__(
         self,
         fusion: Literal["rnn", "fc"] = "rnn",
@@ -78,20 +75,15 @@ class ModelLevelFusionModule(CNNRNNModule):
     ) -> None:
         super().__init__(**kwargs)
 
-    def configure_net(self) -> nn.Module:
+    def net_args(self) -> dict:
         h = self.hparams
-        return ModelLevelFusion(fusion=h.fusion, fusion_units=h.fusion_units, **_cnn_rnn_args(h))
+        args = {k: v for k, v in super().net_args().items() if k != "mode"}
+        return {**args, "fusion": h.fusion, "fusion_units": h.fusion_units}
 
-    def initial_weights(self) -> list[InitialWeights]:
+    def start_weights(self) -> list[InitialWeights]:
         h, net = self.hparams, self.net
-        sources = [*backbone_weights_source(h, net.one_rnn.encoder.cnn), *backbone_weights_source(h, net.three_rnn.encoder.cnn)]
+        sources = [*backbone_weights_source(h, net.one_rnn.backbone), *backbone_weights_source(h, net.three_rnn.backbone)]
         for key, branch in (("one_rnn_checkpoint", net.one_rnn), ("three_rnn_checkpoint", net.three_rnn)):
             if h.get(key):  # the branch's own output layer takes no part in the fusion net
                 sources.append(InitialWeights(key, branch, h[key], exclude=("out.",), strict=True))
-        return [*sources, *MultiTaskModule.initial_weights(self)]
-
-
-def _cnn_rnn_args(h) -> dict:
-    keys = ("backbone", "backbone_nodes", "fc_units", "use_landmarks", "num_landmarks", "rnn_hidden",
-            "rnn_layers", "dropout", "rnn_dropout", "image_size", "low_pool_size")  # fmt: skip
-    return {k: h[k] for k in keys}
+        return sources

@@ -38,7 +38,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from affect.models.affwildnet.torch_model import FrameEncoder, SequenceRNN, _flatten_time, landmark_inputs
+from affect.models.affwildnet.torch_model import FrameEncoder, SequenceRNN, landmark_inputs
 from affect.models.backbones import VGG16_MULTI_LEVEL
 
 __all__ = ["CNNRNN", "ModelLevelFusion"]
@@ -69,15 +69,15 @@ class CNNRNN(nn.Module):
             the concatenated feature sets).
         backbone: timm name (``"vggface"`` / ``"vgg16"`` = the VGG-16 layout).
         backbone_nodes: ``[2nd pool, last pool]`` FX nodes (default for vgg16: ``VGG16_MULTI_LEVEL``).
-        fc_units: FC layer after the landmark concat (paper: 4096).
-        use_landmarks, num_landmarks: the 68 landmarks concatenated with the last pool.
         rnn_hidden, rnn_layers: each GRU (paper: 2 x 128).
-        dropout: drop probability on the FC output (paper: 0.5).
         rnn_dropout: drop probability on each GRU's first-layer output (paper's "0.8", read as
             keep probability: 0.2; see the module docstring).
-        image_size: input side (paper: 96).
-        low_pool_size: 0 = feed the 2nd pool flattened as it is (paper; ``[128, 24, 24]`` = 73,728
-            values at 96x96); k > 0 = average-pool it to ``k x k`` first (a cheaper variant).
+        **encoder: the per-frame CNN part, :class:`~affect.models.affwildnet.torch_model.FrameEncoder`'s
+            arguments: ``fc_units`` (after the landmark concat, paper 4096), ``use_landmarks`` /
+            ``num_landmarks`` (the 68 landmarks concatenated with the last pool), ``dropout`` (on the
+            FC output, paper 0.5), ``image_size`` (paper 96), ``low_pool_size`` (0 = feed the 2nd
+            pool flattened as it is, the paper's ``[128, 24, 24]`` = 73,728 values at 96x96; k > 0 =
+            average-pool it to ``k x k`` first, a cheaper variant).
     """
 
     output_tasks: tuple[str, ...] = ("va",)
@@ -89,26 +89,17 @@ class CNNRNN(nn.Module):
         mode: Literal["3rnn", "1rnn"] = "3rnn",
         backbone: str = "vgg16",
         backbone_nodes: Sequence[str] | None = None,
-        fc_units: int = 4096,
-        use_landmarks: bool = True,
-        num_landmarks: int = 68,
         rnn_hidden: int = 128,
         rnn_layers: int = 2,
-        dropout: float = 0.5,
         rnn_dropout: float = 0.2,
-        image_size: int = 96,
-        low_pool_size: int = 0,
+        **encoder,
     ) -> None:
         super().__init__()
         if mode not in ("3rnn", "1rnn"):
             raise ValueError(f"mode must be '3rnn' or '1rnn', got {mode!r}")
         self.mode = mode
-        self.encoder = FrameEncoder(
-            backbone=backbone, backbone_nodes=_multi_level_nodes(backbone, backbone_nodes), image_size=image_size,
-            fc_units=fc_units, use_landmarks=use_landmarks, num_landmarks=num_landmarks,
-            low_pool_size=low_pool_size, dropout=dropout,
-        )  # fmt: skip
-        self.input_keys = landmark_inputs(use_landmarks)
+        self.encoder = FrameEncoder(backbone=backbone, backbone_nodes=_multi_level_nodes(backbone, backbone_nodes), **encoder)
+        self.input_keys = landmark_inputs(self.encoder.use_landmarks)
         dims = {"fc": self.encoder.fc_dim, "last": self.encoder.last_dim, "low": self.encoder.low_dim}
         if mode == "3rnn":
             self.rnns = nn.ModuleDict(
@@ -122,12 +113,18 @@ class CNNRNN(nn.Module):
             self.rnn_out_dim = rnn_hidden
         self.out = nn.Linear(self.rnn_out_dim, 2)
 
+    @property
+    def backbone(self) -> nn.Module:
+        """The per-frame CNN's backbone (what ``backbone_weights`` starts)."""
+        return self.encoder.cnn
+
     def rnn_features(
         self, images: Tensor, landmarks: Tensor | None = None, landmarks_mask: Tensor | None = None
     ) -> Tensor:
         """The concatenated RNN outputs ``[B, T, rnn_out_dim]`` (what model-level fusion takes)."""
-        x, lm, lm_mask, b, t = _flatten_time(images, landmarks, landmarks_mask)
-        feats = {k: v.reshape(b, t, -1) for k, v in self.encoder(x, lm, lm_mask).items()}
+        if images.dim() != 5:
+            raise ValueError(f"expected a sequence batch of images [B, T, C, H, W], found {tuple(images.shape)}")
+        feats = self.encoder(images, landmarks, landmarks_mask)
         if self.mode == "3rnn":
             return torch.cat([self.rnns[k](feats[k]) for k in FEATURE_ORDER], -1)
         return self.rnns["all"](torch.cat([feats["low"], feats["last"], feats["fc"]], -1))

@@ -24,8 +24,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from torch import nn
-
 from affect.labels import AU_SET
 from affect.models.facebehaviornet.torch_model import FaceBehaviorNet
 from affect.models.mt_vgg.lightning_model import MTVGGModule
@@ -42,10 +40,7 @@ class FaceBehaviorNetModule(MTVGGModule):
             and :class:`~affect.models.multitask.MultiTaskModule`'s (loss, tasks, optimisation).
     """
 
+    network = FaceBehaviorNet
+
     def __init__(self, au_set: Sequence[int] = AU_SET, **kwargs) -> None:
         super().__init__(au_set=au_set, **kwargs)
-
-    def configure_net(self) -> nn.Module:
-        h = self.hparams
-        return FaceBehaviorNet(backbone=h.backbone, hidden=h.hidden, dropout=h.dropout, num_aus=len(self.au_set),
-                               image_size=h.image_size, input_size=h.get("net_input_size"))  # fmt: skip

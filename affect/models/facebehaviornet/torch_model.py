@@ -14,37 +14,19 @@ module and in :class:`affect.losses.MultiTaskLoss`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from affect.labels import NUM_AU, NUM_EXPR
+from affect.labels import NUM_AU
 from affect.models.mt_vgg.torch_model import MTVGG
 
 __all__ = ["FaceBehaviorNet"]
 
 
 class FaceBehaviorNet(MTVGG):
-    """MT-VGG with 2 + 7 + 17 outputs (Sec. VI-B); arguments as :class:`MTVGG`, ``num_aus`` = 17."""
+    """MT-VGG with 2 + 7 + 17 outputs (Sec. VI-B).
 
-    def __init__(
-        self,
-        backbone: str = "vgg16",
-        hidden: int = 4096,
-        dropout: float = 0.5,
-        num_aus: int = NUM_AU,
-        num_expr: int = NUM_EXPR,
-        image_size: int = 96,
-        in_chans: int = 3,
-        backbone_nodes: Sequence[str] | None = None,
-        input_size: int | None = None,
-    ) -> None:
-        super().__init__(
-            backbone=backbone,
-            hidden=hidden,
-            dropout=dropout,
-            num_aus=num_aus,
-            num_expr=num_expr,
-            image_size=image_size,
-            in_chans=in_chans,
-            backbone_nodes=backbone_nodes,
-            input_size=input_size,
-        )
+    Args:
+        num_aus: AU logits (the 17 of ``affect.labels.AU_SET``).
+        **kwargs: :class:`~affect.models.mt_vgg.torch_model.MTVGG`'s other arguments.
+    """
+
+    def __init__(self, num_aus: int = NUM_AU, **kwargs) -> None:
+        super().__init__(num_aus=num_aus, **kwargs)

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from affect.labels import NUM_EXPR
-from affect.models.backbones import Backbone
+from affect.models.backbones import Backbone, fold_frames, unfold_frames
 
 __all__ = ["ABAW2020_AU_SET", "MTVGG", "MultiTaskHead"]
 
@@ -107,8 +107,8 @@ class MTVGG(nn.Module):
         ``[B, T, hidden]``): MT-VGG-GRU stacks its GRU on these (Sec. VI-A.2).
         """
         lead = images.shape[:-3]
-        feats = self.backbone(images.reshape(-1, *images.shape[-3:]))[-1].flatten(1)
-        return F.relu(self.fc1(feats)).reshape(*lead, -1)
+        feats = self.backbone(fold_frames(lead, images))[-1].flatten(1)
+        return unfold_frames(lead, F.relu(self.fc1(feats)))
 
     def forward(self, images: Tensor, return_features: bool = False) -> dict[str, Tensor]:
         """``{"va", "expr", "au"}`` (plus ``"features"`` = :meth:`embed` when asked)."""

@@ -31,14 +31,13 @@ first GRU layer's output.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
-from affect.labels import NUM_EXPR
 from affect.models.affwildnet.torch_model import SequenceRNN
-from affect.models.mt_vgg.torch_model import ABAW2020_AU_SET, MTVGG, MultiTaskHead
+from affect.models.mt_vgg.torch_model import MTVGG, MultiTaskHead
 
 __all__ = ["AVMTVGGGRU", "MTVGGGRU"]
 
@@ -47,13 +46,13 @@ class MTVGGGRU(nn.Module):
     """MT-VGG-GRU (Sec. VI-A.2): MT-VGG's CNN + first FC -> 2-layer GRU x 128 -> multi-task output.
 
     Args:
-        backbone, hidden, num_aus, num_expr, image_size, in_chans, backbone_nodes: as :class:`MTVGG`
-            (``hidden`` = the first FC's units, paper 4096; ``in_chans=1`` for the audio stream).
-        dropout: drop probability on the first FC's output (paper: 0.5).
         rnn_hidden, rnn_layers: the GRU (paper: 2 x 128).
         rnn_dropout: drop probability on the first GRU layer's output.
         output_layer: False = a stream of A/V-MT-VGG-GRU (returns ``{"features": [B, T, rnn_hidden]}``).
         input_key: the batch key of the frames: ``"image"`` (faces) or ``"audio"`` (spectrograms).
+        **cnn: :class:`MTVGG`'s arguments (``backbone``, ``hidden`` = the first FC's units, paper 4096;
+            ``dropout``: here on the first FC's output, the GRU input, paper 0.5; ``num_aus``,
+            ``num_expr``, ``image_size``, ``in_chans=1`` for the audio stream, ...).
     """
 
     output_tasks: tuple[str, ...] = ("va", "expr", "au")
@@ -62,43 +61,40 @@ class MTVGGGRU(nn.Module):
 
     def __init__(
         self,
-        backbone: str = "vgg16",
-        hidden: int = 4096,
-        dropout: float = 0.5,
-        num_aus: int = len(ABAW2020_AU_SET),
-        num_expr: int = NUM_EXPR,
-        image_size: int = 96,
-        in_chans: int = 3,
-        backbone_nodes: Sequence[str] | None = None,
         rnn_hidden: int = 128,
         rnn_layers: int = 2,
         rnn_dropout: float = 0.0,
         output_layer: bool = True,
-        input_key: str = "image",
+        input_key: Literal["image", "audio"] = "image",
+        **cnn,
     ) -> None:
         super().__init__()
         if input_key not in ("image", "audio"):
             raise ValueError(f"input_key must be 'image' or 'audio', got {input_key!r}")
         self.input_keys = (input_key,)
+        self.cnn = MTVGG(**cnn)
+        #: ``(2, num_expr, num_aus)``: the output layer's, also A/V-MT-VGG-GRU's when this is one of its streams
+        self.head_sizes = self.cnn.head.sizes
         #: the side of the spectrogram images read from ``batch["audio"]`` (0: reads faces)
-        self.audio_size = image_size if input_key == "audio" else 0
-        self.cnn = MTVGG(
-            backbone=backbone, hidden=hidden, dropout=dropout, num_aus=num_aus, num_expr=num_expr,
-            image_size=image_size, in_chans=in_chans, backbone_nodes=backbone_nodes,
-        )  # fmt: skip
-        # MT-VGG-GRU stacks its GRU on the first FC: MT-VGG's fc2 and output layer are not part of it.
+        self.audio_size = self.cnn.backbone.image_size if input_key == "audio" else 0
+        # MT-VGG-GRU stacks its GRU on the first FC: MT-VGG's fc2 and output layer are not part of it
+        # (its dropout is, on the GRU input).
         self.cnn.fc2 = nn.Identity()
         self.cnn.head = nn.Identity()
-        self.dropout = nn.Dropout(dropout)
-        self.rnn = SequenceRNN(hidden, rnn_hidden, rnn_layers, "gru", rnn_dropout)
-        self.head = MultiTaskHead(rnn_hidden, num_expr=num_expr, num_aus=num_aus) if output_layer else None
+        self.rnn = SequenceRNN(self.cnn.hidden, rnn_hidden, rnn_layers, "gru", rnn_dropout)
+        self.head = MultiTaskHead(rnn_hidden, *self.head_sizes[1:]) if output_layer else None
         self.out_dim = rnn_hidden
+
+    @property
+    def backbone(self) -> nn.Module:
+        """The CNN's backbone (what ``backbone_weights`` starts)."""
+        return self.cnn.backbone
 
     def features(self, images: Tensor) -> Tensor:
         """``[B, T, C, H, W]`` -> the GRU's output ``[B, T, rnn_hidden]``."""
         if images.dim() != 5:
             raise ValueError(f"expected a sequence batch [B, T, C, H, W], found {tuple(images.shape)}")
-        return self.rnn(self.dropout(self.cnn.embed(images)))
+        return self.rnn(self.cnn.dropout(self.cnn.embed(images)))
 
     def forward(self, images: Tensor) -> dict[str, Tensor]:
         """``{"va", "expr", "au"}`` per frame, or ``{"features"}`` without the output layer."""
@@ -110,11 +106,13 @@ class AVMTVGGGRU(nn.Module):
     """A/V-MT-VGG-GRU (Sec. VI-A.3, Fig. 3): visual + audio MT-VGG-GRU streams -> 2-layer GRU -> output.
 
     Args:
-        backbone, hidden, dropout, num_aus, num_expr, rnn_hidden, rnn_layers, rnn_dropout: as
-            :class:`MTVGGGRU`, for both streams (and the fusion GRU's size / dropout).
-        image_size: side of the face images; ``audio_size``: side of the spectrogram images.
+        audio_size: side of the spectrogram images (the audio stream's ``image_size``).
         audio_in_chans: 1 = a 1-channel first conv on the spectrogram (default); 3 = the
             spectrogram repeated to 3 channels and a standard first conv.
+        **stream: :class:`MTVGGGRU`'s arguments, for both streams (``backbone``, ``hidden``,
+            ``dropout``, ``num_aus``, ``num_expr``, ``rnn_hidden``, ``rnn_layers``, ``rnn_dropout``, ...;
+            ``image_size``: side of the face images, ``input_size``: the visual backbone's own input
+            side); the fusion GRU has the streams' size and dropout.
     """
 
     input_keys: tuple[str, ...] = ("image", "audio")
@@ -122,35 +120,23 @@ class AVMTVGGGRU(nn.Module):
     #: reads ``[B, T, ...]`` sequences (``affect predict`` cuts face tracks into windows)
     sequence_input: bool = True
 
-    def __init__(
-        self,
-        backbone: str = "vgg16",
-        hidden: int = 4096,
-        dropout: float = 0.5,
-        num_aus: int = len(ABAW2020_AU_SET),
-        num_expr: int = NUM_EXPR,
-        image_size: int = 96,
-        audio_size: int = 96,
-        audio_in_chans: int = 1,
-        backbone_nodes: Sequence[str] | None = None,
-        rnn_hidden: int = 128,
-        rnn_layers: int = 2,
-        rnn_dropout: float = 0.0,
-    ) -> None:
+    def __init__(self, audio_size: int = 96, audio_in_chans: int = 1, **stream) -> None:
         super().__init__()
         if audio_in_chans not in (1, 3):
             raise ValueError(f"audio_in_chans must be 1 or 3, got {audio_in_chans}")
-        common = dict(
-            backbone=backbone, hidden=hidden, dropout=dropout, num_aus=num_aus, num_expr=num_expr,
-            backbone_nodes=backbone_nodes, rnn_hidden=rnn_hidden, rnn_layers=rnn_layers,
-            rnn_dropout=rnn_dropout, output_layer=False,
-        )  # fmt: skip
-        self.visual = MTVGGGRU(image_size=image_size, in_chans=3, **common)
-        self.audio = MTVGGGRU(image_size=audio_size, in_chans=audio_in_chans, input_key="audio", **common)
+        audio = {**stream, "image_size": audio_size, "in_chans": audio_in_chans, "input_size": None}
+        self.visual = MTVGGGRU(output_layer=False, **stream)
+        self.audio = MTVGGGRU(output_layer=False, input_key="audio", **audio)
         self.audio_in_chans = audio_in_chans
         self.audio_size = audio_size
-        self.fusion = SequenceRNN(2 * rnn_hidden, rnn_hidden, rnn_layers, "gru", rnn_dropout)
-        self.head = MultiTaskHead(rnn_hidden, num_expr=num_expr, num_aus=num_aus)
+        gru = self.visual.rnn.rnn
+        self.fusion = SequenceRNN(2 * gru.hidden_size, gru.hidden_size, gru.num_layers, "gru", gru.dropout)
+        self.head = MultiTaskHead(gru.hidden_size, *self.visual.head_sizes[1:])
+
+    @property
+    def backbone(self) -> nn.Module:
+        """The visual stream's backbone (what ``backbone_weights`` starts)."""
+        return self.visual.backbone
 
     def forward(self, images: Tensor, audio: Tensor) -> dict[str, Tensor]:
         """``images`` ``[B, T, 3, H, W]`` and ``audio`` ``[B, T, 1, H', W']``, both in [-1, 1] ->
