@@ -116,11 +116,12 @@ def parts(args, sample: dict) -> dict[str, tuple[int, int, float]]:
     def loss():
         module.loss_fn(leaves, batch)["loss"].backward()
 
-    detached = {t: fixed[t].detach() for t in tasks}
+    rows = module.frame_rows({t: fixed[t].detach() for t in tasks}, batch)
+    terms = {k: v.detach() for k, v in module.loss_fn(rows).items()}
+    samples = int(batch["image"].shape[0])
 
     def metrics():
-        for t in tasks:
-            module._update_metric("train", t, detached, batch)
+        module.metrics.update("train", terms, rows, samples, tasks)
 
     network()  # gradients for the optimiser
     step, _ = bare_step(module, batch, args.precision)

@@ -1,10 +1,14 @@
-"""The batch format, stated once: the frame, sequence and domain batches, and one table of label keys.
+"""The batch format, stated once: the frame, sequence and domain batches, one table of label keys,
+and :class:`FrameRows`, a batch's valid frames as rows.
 
 Every place that needs to know a label key, its mask, its "not annotated" fill value or its dtype
 reads :data:`LABELS` (lightning-pose ``data/datatypes.py`` style): the multi-domain batch merge
 (:func:`affect.models.batching.concat_batches`), the domain filter of
 :class:`~affect.data.multidomain.MultiDomainDataModule`, the loss (:mod:`affect.losses.multitask`)
 and the ids carried into predictions.
+
+A step flattens its batch once (:meth:`FrameRows.of`): the loss, the metric updates and the
+evaluation callbacks (:mod:`affect.models.callbacks`) all read the same rows.
 
 Conventions (paper Sec. IV; the label spaces of ``docs/corpora.md``):
 
@@ -28,6 +32,8 @@ Conventions (paper Sec. IV; the label spaces of ``docs/corpora.md``):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import NamedTuple, TypedDict
 
 import torch
@@ -39,9 +45,11 @@ __all__ = [
     "LABELS",
     "TARGET_KEYS",
     "TASKS",
+    "Batch",
     "DomainBatch",
     "FrameBatch",
     "FrameItem",
+    "FrameRows",
     "LabelKey",
     "SequenceBatch",
     "unannotated",
@@ -131,8 +139,10 @@ class SequenceBatch(TypedDict, total=False):
     video: list[str]
 
 
+#: One batch as a step sees it (the collates build plain dicts with these keys).
+Batch = FrameBatch | SequenceBatch
 #: A step of the multi-domain loader: one batch per domain (``{"va": ..., "au": ..., "expr": ...}``).
-DomainBatch = dict[str, FrameBatch]
+DomainBatch = dict[str, Batch]
 
 
 def unannotated(key: str, shape: tuple[int, ...], like: Tensor) -> dict[str, Tensor]:
@@ -151,3 +161,73 @@ def unannotated(key: str, shape: tuple[int, ...], like: Tensor) -> dict[str, Ten
         out[label.mask_key] = torch.zeros(shape, dtype=torch.bool, device=like.device)
     return out
 
+
+
+@dataclass(frozen=True)
+class FrameRows:
+    """A batch's valid frames as rows: the network's ``outputs`` (``va`` / ``expr`` / ``au``, each
+    ``[M, C]``) and the ``batch`` whose targets (:data:`TARGET_KEYS`) are ``[M, ...]`` too; its other
+    keys (images, ids, ``frame_mask``) are the batch's own. ``M`` is the number of valid frames of a
+    sequence batch, or ``B`` for a frame batch. Built once per step by :meth:`of`.
+    """
+
+    outputs: dict[str, Tensor]
+    batch: dict
+
+    @property
+    def rows(self) -> int:
+        """``M``, the number of rows."""
+        return int(next(iter(self.outputs.values())).shape[0]) if self.outputs else 0
+
+    def detach(self) -> FrameRows:
+        """The same rows with the outputs detached from the graph (for metrics and callbacks)."""
+        return FrameRows({k: v.detach() for k, v in self.outputs.items()}, self.batch)
+
+    @classmethod
+    def of(cls, outputs: Mapping[str, Tensor], batch: Batch) -> FrameRows:
+        """Sequence outputs / targets ``[B, T, ...]`` as rows ``[M, ...]`` of the valid frames.
+
+        Valid frames are ``batch["frame_mask"]`` (bool ``[B, T]``, False = padding); without it,
+        ``[B, T, C]`` outputs keep every frame. Frame batches (``[B, C]`` outputs) pass through.
+        The rows are picked with one index (one host sync for a masked sequence batch, whatever the
+        number of keys), in batch-major order (``v[frame_mask]``).
+
+        >>> out = {"va": torch.arange(12.0).view(2, 3, 2)}
+        >>> rows = FrameRows.of(out, {"frame_mask": torch.tensor([[1, 1, 0], [1, 0, 0]]).bool(),
+        ...                           "expr": torch.tensor([[0, 1, -1], [2, -1, -1]])})
+        >>> rows.outputs["va"].tolist(), rows.batch["expr"].tolist(), rows.rows
+        ([[0.0, 1.0], [2.0, 3.0], [6.0, 7.0]], [0, 1, 2], 3)
+        """
+        present = {k: outputs[k] for k in TASKS if outputs.get(k) is not None}
+        frame_mask = batch.get("frame_mask")
+        if frame_mask is None:
+            seq = [v for v in present.values() if v.ndim == 3]
+            if not seq:
+                return cls(present, dict(batch))
+            shape, index = tuple(seq[0].shape[:2]), None
+        else:
+            shape, index = tuple(frame_mask.shape), frame_mask.bool().reshape(-1).nonzero().squeeze(1)
+
+        def take(v: Tensor) -> Tensor:
+            flat = v.reshape(-1, *v.shape[2:])
+            return flat if index is None else flat.index_select(0, index.to(flat.device))
+
+        out = {}
+        for k, v in present.items():
+            if v.ndim != 3 or tuple(v.shape[:2]) != shape:
+                raise ValueError(
+                    f"sequence batch: output {k!r} has shape {tuple(v.shape)}, expected [B, T, C] with "
+                    f"[B, T] = {shape} (frame_mask)"
+                )
+            out[k] = take(v)
+        flat = dict(batch)
+        for k in TARGET_KEYS:
+            v = batch.get(k)
+            if v is None:
+                continue
+            if tuple(v.shape[:2]) != shape:
+                raise ValueError(
+                    f"sequence batch: target {k!r} has shape {tuple(v.shape)}, expected [B, T, ...] = {shape}"
+                )
+            flat[k] = take(v)
+        return cls(out, flat)

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
+from affect.data.batches import TASKS, Batch, FrameRows
 from affect.labels import AU_SET, EXPR_IGNORE
 from affect.losses.coupling import (
     DM_FORMS,
@@ -29,45 +30,7 @@ from affect.losses.coupling import (
 )
 from affect.losses.task import au_bce_loss, ccc_loss, expr_ce_loss, upcast
 
-__all__ = ["MultiTaskLoss", "flatten_frames"]
-
-OUTPUT_KEYS = ("va", "expr", "au")
-TARGET_KEYS = ("va", "va_mask", "expr", "au", "au_mask")
-
-
-def flatten_frames(outputs: Mapping[str, Tensor], batch: Mapping) -> tuple[dict[str, Tensor], dict]:
-    """Turn sequence outputs/targets ``[B, T, ...]`` into frame rows ``[M, ...]`` of the valid frames.
-
-    Valid frames are ``batch["frame_mask"]`` (bool ``[B, T]``, False = padding); without it,
-    ``[B, T, C]`` outputs keep every frame. Frame batches (``[B, C]`` outputs) pass through.
-    """
-    present = {k: outputs[k] for k in OUTPUT_KEYS if outputs.get(k) is not None}
-    frame_mask = batch.get("frame_mask")
-    if frame_mask is None:
-        seq = [k for k, v in present.items() if v.ndim == 3]
-        if not seq:
-            return present, dict(batch)
-        frame_mask = torch.ones(present[seq[0]].shape[:2], dtype=torch.bool, device=present[seq[0]].device)
-    frame_mask = frame_mask.bool()
-    out = {}
-    for k, v in present.items():
-        if v.ndim != 3 or v.shape[:2] != frame_mask.shape:
-            raise ValueError(
-                f"sequence batch: output {k!r} has shape {tuple(v.shape)}, expected [B, T, C] with "
-                f"[B, T] = {tuple(frame_mask.shape)} (frame_mask)"
-            )
-        out[k] = v[frame_mask]
-    flat = dict(batch)
-    for k in TARGET_KEYS:
-        v = batch.get(k)
-        if v is None:
-            continue
-        if v.shape[:2] != frame_mask.shape:
-            raise ValueError(
-                f"sequence batch: target {k!r} has shape {tuple(v.shape)}, expected [B, T, ...] = {tuple(frame_mask.shape)}"
-            )
-        flat[k] = v[frame_mask]
-    return out, flat
+__all__ = ["MultiTaskLoss"]
 
 
 def _target_with_mask(batch: Mapping, key: str, n: int, width: int, like: Tensor) -> tuple[Tensor, Tensor]:
@@ -91,12 +54,15 @@ def _target_with_mask(batch: Mapping, key: str, n: int, width: int, like: Tensor
 class MultiTaskLoss(nn.Module):
     """``L_MT`` of eq. 7 plus the coupling losses of Sec. VI-B, over one (concatenated) batch.
 
-    ``forward(outputs, batch)`` returns a dict with ``"loss"`` (the weighted total) and one
+    ``forward(outputs, batch)`` (or ``forward(rows)``, a step's :class:`~affect.data.batches.FrameRows`)
+    returns a dict with ``"loss"`` (the weighted total) and one
     *unweighted* entry per active term: ``"expr"`` (:func:`expr_ce_loss`), ``"au"``
     (:func:`au_bce_loss`), ``"va"`` (:func:`ccc_loss`) for every head present in ``outputs``,
     plus ``"dm"`` and ``"soft"`` when switched on. A term whose targets are absent from the batch
     (e.g. an EXPR-only batch) or all masked is exactly 0 and connected to the graph, never NaN.
-    Sequence outputs ``[B, T, ...]`` are flattened to the valid frames (``batch["frame_mask"]``).
+    Sequence outputs ``[B, T, ...]`` are flattened to the valid frames (``batch["frame_mask"]``,
+    :meth:`FrameRows.of <affect.data.batches.FrameRows.of>`); rows given as ``FrameRows`` are used as
+    they are (the task module flattens once per step, for the loss and the metrics).
 
     Args:
         lambda_au, lambda_va: eq. 7's lambda_1, lambda_2 (``L_Emo`` has weight 1).
@@ -227,11 +193,21 @@ class MultiTaskLoss(nn.Module):
             f"coupling={on}, num_aus={len(self.au_set)}"
         )
 
-    def forward(self, outputs: Mapping[str, Tensor], batch: Mapping) -> dict[str, Tensor]:
-        """Loss terms of one batch; see the class docstring."""
-        out, batch = flatten_frames(outputs, batch)
+    def forward(self, outputs: Mapping[str, Tensor] | FrameRows, batch: Batch | None = None) -> dict[str, Tensor]:
+        """Loss terms of one batch (``outputs`` and ``batch``) or of its rows (``FrameRows``, no
+        ``batch``); see the class docstring."""
+        if isinstance(outputs, FrameRows):
+            if batch is not None:
+                raise TypeError("MultiTaskLoss: pass either (outputs, batch) or the FrameRows alone, not both")
+            rows = outputs
+        elif batch is None:
+            raise TypeError("MultiTaskLoss: batch is missing; call loss(outputs, batch) or loss(FrameRows)")
+        else:
+            rows = FrameRows.of(outputs, batch)
+        out, batch = rows.outputs, rows.batch
         if not out:
-            raise ValueError(f"MultiTaskLoss: outputs hold none of {OUTPUT_KEYS}; got {sorted(outputs)}")
+            given = rows.outputs if isinstance(outputs, FrameRows) else outputs
+            raise ValueError(f"MultiTaskLoss: outputs hold none of {TASKS}; got {sorted(given)}")
         if self.coupled and ("expr" not in out or "au" not in out):
             raise ValueError("MultiTaskLoss: the coupling losses need both 'expr' and 'au' outputs")
         ref = next(iter(out.values()))

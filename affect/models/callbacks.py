@@ -9,8 +9,9 @@
   (:func:`affect.tracking.log_figure`).
 
 Both read what :meth:`affect.models.multitask.MultiTaskModule.evaluation_step` returns
-(``{"outputs", "batch", "tasks"}``) and, for the figures, the epoch's results that the module keeps
-in ``epoch_results``.
+(``{"outputs", "batch", "rows", "tasks"}``: the medians the sequences, the figures the step's
+:class:`~affect.data.batches.FrameRows`, flattened once by the step) and, for the figures, the epoch's
+results that the module keeps in ``epoch_results``.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ import lightning as L
 import torch
 from torch import Tensor, nn
 
+from affect.data.batches import FrameRows
 from affect.labels import EXPR_CLASSES
-from affect.losses.multitask import flatten_frames
 from affect.metrics import VAMetrics, scalar_items
 from affect.models.postprocess import sequence_medians, sequence_targets
 from affect.tracking import au_f1_figure, confusion_matrix_figure, log_figure, va_histogram_figure
@@ -114,13 +115,12 @@ class EvaluationFigures(L.Callback):
         self._va: list[tuple[Tensor, Tensor]] = []
 
     def _keep_va(self, step: object) -> None:
-        if not _is_step_output(step) or "va" not in step["tasks"] or "va" not in step["outputs"]:
+        rows = step.get("rows") if _is_step_output(step) else None
+        if not isinstance(rows, FrameRows) or "va" not in step["tasks"] or "va" not in rows.outputs:
             return
         room = self.va_samples - sum(len(p) for p, _ in self._va)
-        if room <= 0:
-            return
-        out, flat = flatten_frames(step["outputs"], step["batch"])
-        if "va" not in flat:
+        out, flat = rows.outputs, rows.batch
+        if room <= 0 or "va" not in flat:
             return
         mask = flat.get("va_mask")
         both = torch.isfinite(flat["va"]).all(-1) if mask is None else mask.bool().all(-1)

@@ -10,9 +10,10 @@ only its network's arguments; the others reach this class through ``**kwargs``.
 
 It owns: the steps (one frame / sequence batch, or domain batches ``{"va", "au", "expr"}``
 concatenated into one forward pass as in Fig. 4; AU targets narrowed to the model's AU set; sequence
-outputs reduced to their valid frames), the metrics per stage and task logged as
-``{stage}/{task}/{metric}`` plus ``{stage}/p_mtl`` and the losses (an evaluation loader keyed by a task
-name updates only that task), the initial weights (once, when ``fit`` starts:
+outputs reduced to their valid frames once per step, :class:`~affect.data.batches.FrameRows`, read by
+the loss, the metrics and the callbacks), the metrics per stage and task logged as
+``{stage}/{task}/{metric}`` plus ``{stage}/p_mtl`` and the losses (:mod:`affect.models.task_metrics`;
+an evaluation loader keyed by a task name updates only that task), the initial weights (once, when ``fit`` starts:
 :mod:`affect.models.weights`), Adam with optional exponential decay (Sec. V-A), and prediction
 (``va``, softmax ``expr``, sigmoid ``au`` plus the batch's ids). Per-sequence medians and figures are
 callbacks (:mod:`affect.models.callbacks`) fed by what the evaluation steps return.
@@ -27,14 +28,11 @@ import lightning as L
 import torch
 from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
 from torch import Tensor, nn
-from torchmetrics import MeanMetric
 
-from affect.data.batches import ID_KEYS, TASKS
+from affect.data.batches import ID_KEYS, TASKS, Batch, DomainBatch, FrameRows
 from affect.errors import ConfigError
-from affect.labels import AU_SET, EXPR_CLASSES, NUM_EXPR
+from affect.labels import AU_SET, EXPR_CLASSES
 from affect.losses import MultiTaskLoss
-from affect.losses.multitask import flatten_frames
-from affect.metrics import AUMetrics, ExprMetrics, VAMetrics, WeightedMeans, p_mtl, scalar_items
 from affect.models.batching import (
     NORMALISATION,
     InputSpec,
@@ -45,22 +43,10 @@ from affect.models.batching import (
 )
 from affect.models.optim import adam_with_decay
 from affect.models.stages import STAGES, EpochEndHooks
+from affect.models.task_metrics import TaskMetrics
 from affect.models.weights import InitialWeights, load_weights
 
 __all__ = ["STAGES", "EpochEndHooks", "MultiTaskModule"]
-
-
-def _term_weights(flat: Mapping, rows: int) -> dict[str, Tensor | int]:
-    """How many (valid) frames each task's loss term is averaged over: the annotated ones (tensors,
-    so that no evaluation step waits for the device)."""
-    weights: dict[str, Tensor | int] = {"dm": rows, "soft": rows}
-    if "va_mask" in flat:
-        weights["va"] = flat["va_mask"].bool().any(-1).sum()
-    if "expr" in flat:
-        weights["expr"] = (flat["expr"] >= 0).sum()
-    if "au_mask" in flat:
-        weights["au"] = flat["au_mask"].bool().any(-1).sum()
-    return weights
 
 
 class MultiTaskModule(EpochEndHooks, L.LightningModule):
@@ -139,12 +125,6 @@ class MultiTaskModule(EpochEndHooks, L.LightningModule):
         self.loss_fn = loss if loss is not None else self.configure_loss()
         self._check_parts()
         self.metrics = self.configure_metrics()
-        # Evaluation losses are averaged with MeanMetric (weighted, exact under DDP): self.log cannot
-        # merge one name over several evaluation dataloaders.
-        terms = ["loss", *tasks] + ["dm"] * self.loss_fn.distribution_matching + ["soft"] * self.loss_fn.soft_co_annotation
-        self.eval_losses = nn.ModuleDict({f"{s}_{t}": MeanMetric() for s in STAGES[1:] for t in terms})
-        # The training terms' epoch means: one device-side update per step instead of one self.log per term.
-        self.train_losses = WeightedMeans(terms[1:])
         #: ``{stage: {task: results}}`` of the last finished epoch (for callbacks: figures, summaries).
         self.epoch_results: dict[str, dict[str, dict[str, Tensor]]] = {}
         self._initial_weights_done = False
@@ -162,19 +142,11 @@ class MultiTaskModule(EpochEndHooks, L.LightningModule):
         """The default loss: eq. 7 (eq. 4-6 / eq. 2 for the trained heads), no coupling."""
         return MultiTaskLoss(au_set=self.au_set, relatedness=None)
 
-    def configure_metrics(self) -> nn.ModuleDict:
-        """One metric set per stage per task (training-time metrics skip input validation: its checks
-        are host syncs on every step; validation / test metrics keep them)."""
-
-        def make(stage: str, task: str):
-            if task == "va":
-                return VAMetrics(validate_args=stage != "train")
-            if task == "expr":
-                return ExprMetrics(num_classes=NUM_EXPR, validate_args=stage != "train")
-            return AUMetrics(num_aus=len(self.au_set), threshold=self.hparams.au_threshold,
-                             validate_args=stage != "train")  # fmt: skip
-
-        return nn.ModuleDict({f"{s}_{t}": make(s, t) for s in STAGES for t in self.tasks})
+    def configure_metrics(self) -> TaskMetrics:
+        """The metrics per stage and task and the means of the loss's terms (:class:`TaskMetrics`)."""
+        loss = self.loss_fn
+        terms = [*self.tasks] + ["dm"] * loss.distribution_matching + ["soft"] * loss.soft_co_annotation
+        return TaskMetrics(self.tasks, self.au_set, au_threshold=self.hparams.au_threshold, terms=terms)
 
     def _check_parts(self) -> None:
         produced = getattr(self.net, "output_tasks", TASKS)
@@ -216,7 +188,7 @@ class MultiTaskModule(EpochEndHooks, L.LightningModule):
             raise TypeError(f"{type(self.net).__name__} takes {list(keys)}, got {len(inputs)} inputs")
         return self.forward_batch(dict(zip(keys, inputs, strict=False)))
 
-    def forward_batch(self, batch: Mapping) -> dict[str, Tensor]:
+    def forward_batch(self, batch: Batch) -> dict[str, Tensor]:
         """The network's outputs for a batch: the keys the network declares in ``input_keys``
         (:func:`~affect.models.batching.network_inputs` normalises images on the device)."""
         inputs = network_inputs(self.net, batch)
@@ -227,7 +199,7 @@ class MultiTaskModule(EpochEndHooks, L.LightningModule):
             self._channels_last = True
         return self.net(*inputs)
 
-    def evaluation_outputs(self, batch: Mapping) -> dict[str, Tensor]:
+    def evaluation_outputs(self, batch: Batch) -> dict[str, Tensor]:
         """:meth:`forward_batch`, averaged with the mirrored faces' outputs when ``test_time_flip``."""
         outputs = self.forward_batch(batch)
         if not self.test_time_flip:
@@ -235,32 +207,40 @@ class MultiTaskModule(EpochEndHooks, L.LightningModule):
         mirrored = self.forward_batch({**batch, "image": batch["image"].flip(-1)})
         return {k: (v + mirrored[k]) / 2 if k in mirrored else v for k, v in outputs.items()}
 
-    def prepare_batch(self, batch: Mapping) -> dict:
+    def prepare_batch(self, batch: Batch | DomainBatch) -> Batch:
         """One batch (domain batches concatenated, Fig. 4) with AU targets on the model's AU set."""
         batch = concat_batches(batch) if is_domain_batch(batch) else dict(batch)
         return narrow_au(batch, self.au_set)
 
-    # ------------------------------------------------------------------ steps
-    def training_step(self, batch: Mapping, batch_idx: int) -> Tensor:
-        batch = self.prepare_batch(batch)
-        outputs = self.forward_batch(batch)
-        return self.shared_step("train", outputs, batch, self.tasks)
+    def frame_rows(self, outputs: Mapping[str, Tensor], batch: Batch) -> FrameRows:
+        """The trained tasks' outputs and the batch's targets on the valid frames: the one flattening
+        of a step, read by the loss, the metrics and (evaluation) the callbacks."""
+        return FrameRows.of({t: outputs[t] for t in self.tasks}, batch)
 
-    def validation_step(self, batch: Mapping, batch_idx: int, dataloader_idx: int = 0) -> dict:
+    # ------------------------------------------------------------------ steps
+    def training_step(self, batch: Batch | DomainBatch, batch_idx: int) -> Tensor:
+        batch = self.prepare_batch(batch)
+        return self.shared_step("train", self.frame_rows(self.forward_batch(batch), batch), self.tasks)
+
+    def validation_step(self, batch: Batch | DomainBatch, batch_idx: int, dataloader_idx: int = 0) -> dict:
         return self.evaluation_step("val", batch, dataloader_idx)
 
-    def test_step(self, batch: Mapping, batch_idx: int, dataloader_idx: int = 0) -> dict:
+    def test_step(self, batch: Batch | DomainBatch, batch_idx: int, dataloader_idx: int = 0) -> dict:
         return self.evaluation_step("test", batch, dataloader_idx)
 
-    def evaluation_step(self, stage: str, batch: Mapping, dataloader_idx: int = 0) -> dict:
-        """Update ``stage``'s metrics; returns ``{"outputs", "batch", "tasks"}`` for callbacks."""
+    def evaluation_step(self, stage: str, batch: Batch | DomainBatch, dataloader_idx: int = 0) -> dict:
+        """Update ``stage``'s metrics; returns ``{"outputs", "batch", "rows", "tasks"}`` for callbacks:
+        the trained tasks' outputs (``[B, T, C]`` for sequences), the batch, their
+        :class:`~affect.data.batches.FrameRows` and the tasks this loader evaluates."""
         batch = self.prepare_batch(batch)
         outputs = self.evaluation_outputs(batch)
         tasks = self.domain_tasks(stage, dataloader_idx)
-        self.shared_step(stage, outputs, batch, tasks)
-        return {"outputs": {k: outputs[k].detach() for k in self.tasks}, "batch": batch, "tasks": tasks}
+        rows = self.frame_rows(outputs, batch)
+        self.shared_step(stage, rows, tasks)
+        return {"outputs": {k: outputs[k].detach() for k in self.tasks}, "batch": batch, "rows": rows.detach(),
+                "tasks": tasks}  # fmt: skip
 
-    def predict_step(self, batch: Mapping, batch_idx: int, dataloader_idx: int = 0) -> dict:
+    def predict_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> dict:
         """``va`` ``[B, 2]``, ``expr`` softmax ``[B, 7]``, ``au`` sigmoid ``[B, A]`` of the trained
         tasks (``[B, T, ...]`` for sequences), plus the batch's ids (``ID_KEYS``) when present."""
         batch = self.prepare_batch(batch)
@@ -284,61 +264,20 @@ class MultiTaskModule(EpochEndHooks, L.LightningModule):
                 return tuple(t for t in self.tasks if t == names[dataloader_idx])
         return self.tasks
 
-    def shared_step(
-        self, stage: str, outputs: Mapping[str, Tensor], batch: Mapping, metric_tasks: Sequence[str]
-    ) -> Tensor:
-        """Loss terms, their logging, and the metric updates of ``metric_tasks``; returns the loss."""
-        active = {t: outputs[t] for t in self.tasks}
-        terms = self.loss_fn(active, batch)
-        n = int(batch["image"].shape[0])
+    def shared_step(self, stage: str, rows: FrameRows, metric_tasks: Sequence[str]) -> Tensor:
+        """Loss terms of a step's ``rows``, their logging, and the metric updates of ``metric_tasks``;
+        returns the loss."""
+        terms = self.loss_fn(rows)
+        n = int(rows.batch["image"].shape[0])
         if stage == "train":
             self.log("train/loss", terms["loss"], on_step=True, on_epoch=True, prog_bar=True, batch_size=n)
-            self.train_losses.update(torch.stack([terms[name] for name in self.train_losses.names]), n)
-        flat_out, flat = flatten_frames({k: v.detach() for k, v in active.items()}, batch)
-        if stage != "train":
-            weights = _term_weights(flat, len(next(iter(flat_out.values()))))
-            for name, value in terms.items():
-                self.eval_losses[f"{stage}_{name}"].update(value.detach(), n if name == "loss" else weights.get(name, n))
-        for task in metric_tasks:
-            self._update_metric(stage, task, flat_out, flat)
+        self.metrics.update(stage, terms, rows, n, metric_tasks)
         return terms["loss"]
-
-    def _update_metric(self, stage: str, task: str, out: Mapping[str, Tensor], batch: Mapping) -> None:
-        if task not in batch:
-            return
-        metric = self.metrics[f"{stage}_{task}"]
-        if task == "expr":
-            metric.update(out["expr"].float(), batch["expr"].long())
-            return
-        mask = batch.get(f"{task}_mask")
-        mask = torch.isfinite(batch[task]) if mask is None else mask.bool()
-        pred = out[task].float() if task == "va" else out[task].float().sigmoid()
-        metric.update(pred, batch[task].float(), mask)
 
     # ------------------------------------------------------------------ epoch ends (EpochEndHooks)
     def log_epoch_metrics(self, stage: str) -> dict[str, dict[str, Tensor]]:
         """Compute (synced over processes), log and reset the stage's metrics; returns the results."""
-        results = {t: self.metrics[f"{stage}_{t}"].compute() for t in self.tasks}
-        for t in self.tasks:
-            self.metrics[f"{stage}_{t}"].reset()
-        logged: dict[str, Tensor] = {}
-        for task, res in results.items():
-            logged.update({f"{stage}/{task}/{k}": v for k, v in scalar_items(res).items()})
-            if task == "au":
-                logged.update(
-                    {f"{stage}/au/f1_AU{a}": v for a, v in zip(self.au_set, res["f1_per_au"], strict=True)}
-                )
-        if stage == "train" and self.train_losses.update_count:
-            logged.update({f"train/{name}/loss": v for name, v in self.train_losses.compute().items()})
-            self.train_losses.reset()
-        if stage != "train":
-            for key, mean in self.eval_losses.items():
-                if key.startswith(f"{stage}_"):
-                    name = key.split("_", 1)[1]
-                    logged[f"{stage}/loss" if name == "loss" else f"{stage}/{name}/loss"] = mean.compute()
-                    mean.reset()
-        if set(TASKS) <= set(self.tasks):
-            logged[f"{stage}/p_mtl"] = p_mtl(results["va"], results["expr"], results["au"])
+        results, logged = self.metrics.compute(stage)
         # Values are already global (torchmetrics syncs in compute); sync_dist only averages identical
         # copies, and keeps Lightning from warning about unsynced epoch-level logs under DDP.
         self.log_dict({k: v.float() for k, v in logged.items()}, sync_dist=True, add_dataloader_idx=False)

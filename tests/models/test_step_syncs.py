@@ -130,8 +130,9 @@ def test_the_harness_finds_a_sync_and_its_line(tmp_path):
     module = FaceBehaviorNetModule(**TINY)
     shared_step = module.shared_step
 
-    def syncing_step(stage, outputs, batch, tasks):
-        loss = shared_step(stage, outputs, batch, tasks)
+    def syncing_step(stage, rows, tasks):
+        loss = shared_step(stage, rows, tasks)
+        outputs = rows.outputs
         picked = outputs["va"][outputs["va"][:, 0] > -10].sum()  # bool mask: forward and backward
         module.log("loss_value", loss.item())
         return loss + 0 * picked
@@ -155,10 +156,10 @@ def test_epoch_means_of_the_loss_terms(tmp_path):
     seen: list[tuple[int, dict]] = []
     loss_fn = module.loss_fn.forward
 
-    def recording(outputs, batch):
-        terms = loss_fn(outputs, batch)
+    def recording(rows):  # the step hands the loss its FrameRows
+        terms = loss_fn(rows)
         if module.training:
-            seen.append((len(batch["image"]), {k: float(v) for k, v in terms.items()}))
+            seen.append((len(rows.batch["image"]), {k: float(v) for k, v in terms.items()}))
         return terms
 
     module.loss_fn.forward = recording
