@@ -4,7 +4,8 @@ table rows and configs it reproduces.
 
 Shared pieces: :mod:`affect.models.backbones` (timm backbones by name, multi-level taps, VGG-FACE
 loading) and :mod:`affect.models.multitask` (the Lightning logic every VA / EXPR / AU model
-reuses: loss, metrics, multi-domain batches, media, optimiser, prediction).
+reuses: loss, metrics, multi-domain batches, media, optimiser, prediction; its metrics per stage are
+:mod:`affect.models.task_metrics`).
 
 Frame-level multi-task models (Sec. VI):
 
