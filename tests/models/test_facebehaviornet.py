@@ -37,7 +37,8 @@ def test_is_mt_vgg_with_17_aus():
 
 def test_single_task_baseline_has_one_metric_set():
     module = FaceBehaviorNetModule(**TINY, image_size=32, tasks=["expr"])
-    assert sorted(module.metrics) == ["test_expr", "train_expr", "val_expr"]
+    assert sorted(module.metrics.per_task) == ["test_expr", "train_expr", "val_expr"]
+    assert sorted(module.metrics.eval_losses) == ["test_expr", "test_loss", "val_expr", "val_loss"]
     assert module.hparams.au_set == AU_SET and isinstance(module.net, FaceBehaviorNet)
 
 
