@@ -17,14 +17,6 @@ TINY = dict(backbone="test_resnet", hidden=16, rnn_hidden=8, image_size=32)
 AU_SET = (1, 2, 4, 6, 12, 15, 20, 25)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def seq_batch(b: int = 3, t: int = 5, seed: int = 0) -> dict:
     g = torch.Generator().manual_seed(seed)
     frame_mask = torch.ones(b, t, dtype=torch.bool)
