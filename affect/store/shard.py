@@ -188,29 +188,48 @@ def _reason(row: dict, err: Exception) -> str:
 
 
 def audio_images(rows: pd.DataFrame, root: Path, opts: PrepareOptions, counts: Counter) -> np.ndarray:
-    from affect.data.audio import to_uint8, video_spectrogram_frames
-
+    """The uint8 spectrogram image of each row's video frame (silence where there is none, counted):
+    each video read once, a window of frames at a time, keeping only the images the rows ask for."""
     out = np.zeros((len(rows), 1, opts.audio_height, opts.audio_width), np.uint8)  # 0 == -1 == silence
     src = rows["audio_path"] if "audio_path" in rows.columns else rows["path"]
     frames = rows["audio_frame"] if "audio_frame" in rows.columns else rows["frame"]
-    cache: dict[str, np.ndarray | None] = {}
+    wanted: dict[str, dict[int, list[int]]] = {}  # video -> frame -> the rows (positions) that want it
     for j, (path, frame) in enumerate(zip(src, frames, strict=True)):
         if not isinstance(path, str) or not path or not is_video(path):
             counts["audio_no_source"] += 1  # stored as silence, and said in the report
             continue
-        if path not in cache:
-            try:
-                cache[path] = to_uint8(video_spectrogram_frames(
-                    root / path, opts.audio_height, opts.audio_width, opts.audio_context_s))
-            except (CorruptInputError, ValueError):
-                cache[path] = None
-                counts["audio_unreadable"] += 1
-        spec = cache[path]
-        if spec is not None and 0 <= frame < len(spec):
-            out[j] = spec[frame]
-        elif spec is not None:
-            counts["audio_frame_out_of_range"] += 1
+        wanted.setdefault(path, {}).setdefault(int(frame), []).append(j)
+    for path, by_frame in wanted.items():
+        images = video_audio_images(root / path, set(by_frame), opts)
+        if images is None:
+            counts["audio_unreadable"] += 1
+            continue
+        for frame, at in by_frame.items():
+            if frame in images:
+                out[at] = images[frame]
+            else:
+                counts["audio_frame_out_of_range"] += len(at)
     return out
+
+
+def video_audio_images(path: Path, frames: set[int], opts: PrepareOptions) -> dict[int, np.ndarray] | None:
+    """``{frame: uint8 [1, H, W]}`` for the decoded frames ``frames`` of one video that exist (those of
+    :func:`affect.data.audio.video_spectrogram_frames`, made by :class:`affect.data.audio_windows.VideoWindows`
+    a window at a time: memory is the wanted images plus one window's audio, not the whole video's);
+    None when the video or its audio cannot be read."""
+    from affect.data.audio import to_uint8
+    from affect.data.audio_windows import VideoWindows
+
+    got: dict[int, np.ndarray] = {}
+    try:
+        with VideoWindows(path, opts.audio_height, opts.audio_width, opts.audio_context_s, window=256) as video:
+            for window in video:
+                need = [k for k in window if k in frames]
+                if need:
+                    got.update(zip(need, to_uint8(video.images(need)), strict=True))
+    except (CorruptInputError, ValueError):
+        return None
+    return got
 
 
 def process_shard(k: int, rows: pd.DataFrame, root: str, out: str, opts: PrepareOptions) -> dict:
