@@ -8,28 +8,27 @@ annealed to 0 along a half cosine over the run's optimiser steps (Loshchilov & H
 >>> [round(cfg["lr_scheduler"]["scheduler"].lr_lambdas[0](e), 3) for e in range(5)]
 [1.0, 1.0, 0.5, 0.25, 0.125]
 >>> cfg = adam_with_decay(net.parameters(), lr=1e-3, cosine_steps=4)
->>> [round(cfg["lr_scheduler"]["scheduler"].lr_lambdas[0](s), 3) for s in range(5)]
+>>> factors = []
+>>> for _ in range(5):
+...     factors.append(round(cfg["lr_scheduler"]["scheduler"].get_last_lr()[0] / 1e-3, 3))
+...     cfg["optimizer"].step(); cfg["lr_scheduler"]["scheduler"].step()
+>>> factors
 [1.0, 0.854, 0.5, 0.146, 0.0]
 """
 
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Iterable
 
 import torch
-from torch.optim.lr_scheduler import LambdaLR
+from torch.optim.lr_scheduler import CosineAnnealingLR, LambdaLR
 
 __all__ = ["adam_with_decay"]
 
 
 def _decay_factor(epoch: int, after: int, gamma: float) -> float:
     return gamma ** max(0, epoch - after + 1)
-
-
-def _cosine_factor(step: int, steps: int) -> float:
-    return 0.5 * (1.0 + math.cos(math.pi * min(step, steps) / steps))
 
 
 def adam_with_decay(
@@ -41,8 +40,8 @@ def adam_with_decay(
 ):
     """Adam over the trainable ``parameters``; with ``decay_after``, Lightning's optimiser config with a
     per-epoch ``LambdaLR`` (factor ``decay_gamma ** max(0, epoch - decay_after + 1)``); with
-    ``cosine_steps`` instead, a per-step ``LambdaLR`` (factor ``(1 + cos(pi * step / cosine_steps)) / 2``,
-    0 from then on)."""
+    ``cosine_steps`` instead, torch's per-step ``CosineAnnealingLR`` (factor
+    ``(1 + cos(pi * step / cosine_steps)) / 2``, down to 0 at ``cosine_steps``: the run's last step)."""
     params = [p for p in parameters if p.requires_grad]
     # fused Adam (one kernel per step, step counts on the device: no .item() per parameter) where torch
     # has it; on the CPU it is also 3-4x faster than the per-parameter loop
@@ -51,8 +50,8 @@ def adam_with_decay(
     if cosine_steps is not None:
         if decay_after is not None or cosine_steps < 1:
             raise ValueError(f"a cosine schedule takes >= 1 steps and no step decay, got {cosine_steps}, {decay_after}")
-        factor = functools.partial(_cosine_factor, steps=cosine_steps)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": LambdaLR(optimizer, factor), "interval": "step"}}
+        scheduler = CosineAnnealingLR(optimizer, T_max=cosine_steps, eta_min=0.0)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
     if decay_after is None:
         return optimizer
     factor = functools.partial(_decay_factor, after=decay_after, gamma=decay_gamma)
