@@ -88,7 +88,29 @@ def _display_matrix(frame) -> np.ndarray | None:
     return None
 
 
-class VideoReader:
+class _StreamReader:
+    """The first ``kind`` (``"video"`` / ``"audio"``) stream of a media file, held open (a context manager)."""
+
+    def __init__(self, path: str | Path, kind: str) -> None:
+        self.path = str(path)
+        self._container = _open(self.path)
+        streams = getattr(self._container.streams, kind)
+        if not streams:
+            self._container.close()
+            raise MediaReadError(f"{self.path!r} has no {kind} stream")
+        self._stream = streams[0]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._container.close()
+
+
+class VideoReader(_StreamReader):
     """The first video stream of ``path``, open for one sequential pass (use as a context manager).
 
     Attributes known at open: ``fps`` (average rate, NaN if unknown), ``start_s``,
@@ -100,12 +122,9 @@ class VideoReader:
     def __init__(self, path: str | Path, max_pixels: int = MAX_FRAME_PIXELS) -> None:
         import av
 
-        self.path, self.max_pixels = str(path), int(max_pixels)
-        self._container = _open(self.path)
-        if not self._container.streams.video:
-            self._container.close()
-            raise MediaReadError(f"{self.path!r} has no video stream")
-        self._stream = stream = self._container.streams.video[0]
+        super().__init__(path, "video")
+        self.max_pixels = int(max_pixels)
+        stream = self._stream
         stream.thread_type = "AUTO"
         rate = stream.average_rate or stream.guessed_rate
         self.fps = float(rate) if rate else float("nan")
@@ -119,15 +138,6 @@ class VideoReader:
         self.rotation, self.scale, self.width, self.height = 0.0, 1.0, 0, 0
         self._ops: tuple[bool, bool, bool] | None = None
         self._size: tuple[int, int] | None = None
-
-    def __enter__(self) -> VideoReader:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._container.close()
 
     def frame_time(self, index: int, frame) -> float:
         """The one frame-time rule (module docstring)."""
@@ -199,7 +209,7 @@ def frame_times(path: str | Path) -> np.ndarray:
         return reader.times()
 
 
-class AudioReader:
+class AudioReader(_StreamReader):
     """The first audio stream of ``path``, decoded in order as mono float32 at ``sample_rate``, one
     chunk at a time (use as a context manager): FFmpeg's swresample converts to float at the rate,
     the channels are averaged. Only the chunk being handed over is held, so a caller that keeps a
@@ -212,23 +222,10 @@ class AudioReader:
     """
 
     def __init__(self, path: str | Path, sample_rate: int) -> None:
-        self.path, self.sample_rate = str(path), int(sample_rate)
-        self._container = _open(self.path)
-        if not self._container.streams.audio:
-            self._container.close()
-            raise MediaReadError(f"{self.path!r} has no audio stream")
-        self._stream = self._container.streams.audio[0]
+        super().__init__(path, "audio")
+        self.sample_rate = int(sample_rate)
         self.start_s: float | None = None
         self.samples = 0
-
-    def __enter__(self) -> AudioReader:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._container.close()
 
     def chunks(self) -> Iterator[np.ndarray]:
         """Mono float32 chunks ``[n]`` in stream order (one per resampled audio frame)."""
