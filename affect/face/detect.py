@@ -10,7 +10,8 @@ Which face(s) to keep when an image shows several is :func:`select_faces` (``"la
 
 Odd sizes: an image whose shorter side is below ``min_face_size`` cannot hold a face MTCNN
 searches for (its scale pyramid would be empty and facenet fails in ``torch.cat``), so it gets
-no face without reaching MTCNN (:func:`too_small`). An image whose longer side exceeds
+no face without reaching MTCNN (:func:`too_small`). Each face's points are then refined by O-Net
+on a box made from them (:mod:`affect.face.refine`), so they do not depend on the pyramid. An image whose longer side exceeds
 ``max_side`` is detected on a copy downscaled to ``max_side`` (area interpolation) and the boxes
 and points are scaled back: MTCNN's first stage runs at full resolution, so a 50-megapixel photo
 would otherwise need gigabytes. Faces smaller than ``min_face_size`` pixels *in the copy* are
@@ -24,9 +25,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from affect.face.refine import moved_box, refine_points
+
 SELECT_MODES = ("largest", "central", "all")
 #: default bound on the longer image side seen by MTCNN (a 4K frame is detected at 1920 px)
 MAX_DETECT_SIDE = 1920
+#: default O-Net passes refining each face's points (:mod:`affect.face.refine`)
+REFINE_PASSES = 2
 
 
 @dataclass(frozen=True)
@@ -122,6 +127,8 @@ class FaceDetector:
         min_score: faces below this final confidence are discarded.
         max_side: images with a longer side above this are detected on a downscaled copy
             (None: never downscale).
+        refine: O-Net passes over each face's points on a box made from them
+            (:mod:`affect.face.refine`: the points stop depending on the scale pyramid; 0 = MTCNN's points).
     """
 
     def __init__(
@@ -132,6 +139,7 @@ class FaceDetector:
         batch_size: int = 16,
         min_score: float = 0.9,
         max_side: int | None = MAX_DETECT_SIDE,
+        refine: int = REFINE_PASSES,
     ) -> None:
         from facenet_pytorch import MTCNN  # imported lazily: torch-heavy
 
@@ -139,12 +147,15 @@ class FaceDetector:
             raise ValueError(f"batch_size must be >= 1; got {batch_size}")
         if min_face_size < 1:
             raise ValueError(f"min_face_size must be >= 1; got {min_face_size}")
+        if refine < 0:
+            raise ValueError(f"refine must be >= 0 passes; got {refine}")
         if max_side is not None and max_side < min_face_size:
             raise ValueError(f"max_side must be >= min_face_size ({min_face_size}); got {max_side}")
         self.batch_size = batch_size
         self.min_score = min_score
         self.min_face_size = min_face_size
         self.max_side = max_side
+        self.refine_passes = refine
         self.mtcnn = MTCNN(
             keep_all=True, select_largest=False, min_face_size=min_face_size,
             thresholds=list(thresholds), device=device, post_process=False,
@@ -169,8 +180,24 @@ class FaceDetector:
                 chunk = idx[start : start + self.batch_size]
                 batch = np.stack([seen[i] for i in chunk])
                 boxes, probs, points = self.mtcnn.detect(batch, landmarks=True)
-                for i, b, p, pt in zip(chunk, boxes, probs, points, strict=True):
-                    out[i] = self._faces(b, p, pt, 1.0 / scale[i])
+                found = self.refine([seen[i] for i in chunk], [self._faces(*f) for f in zip(boxes, probs, points, strict=True)])
+                for i, faces in zip(chunk, found, strict=True):
+                    k = np.float32(1.0 / scale[i])
+                    out[i] = faces if k == 1 else [Face(box=f.box * k, score=f.score, points=f.points * k) for f in faces]
+        return out
+
+    def refine(self, images: Sequence[np.ndarray], faces: Sequence[Sequence[Face]]) -> list[list[Face]]:
+        """``faces[i]`` (in RGB uint8 ``images[i]``) with their points refined by ``refine`` O-Net passes
+        (:func:`~affect.face.refine.refine_points`, all faces in one call per pass) and their boxes moved
+        with them (:func:`~affect.face.refine.moved_box`); scores kept."""
+        flat = [(i, f) for i, fs in enumerate(faces) for f in fs]
+        out: list[list[Face]] = [[] for _ in faces]
+        if not flat or self.refine_passes == 0:
+            return [list(fs) for fs in faces]
+        points = refine_points(self.mtcnn.onet, [images[i] for i, _ in flat], [f.points for _, f in flat],
+                               self.refine_passes)  # fmt: skip
+        for (i, f), p in zip(flat, points, strict=True):
+            out[i].append(Face(box=moved_box(f.box, f.points, p), score=f.score, points=p))
         return out
 
     def detect_crops(self, images: Sequence[np.ndarray], crops: CropDetection = CROP_DETECTION) -> list[list[Face]]:
@@ -200,13 +227,13 @@ class FaceDetector:
             for faces, (s, p) in zip(found, maps, strict=True)
         ]
 
-    def _faces(self, boxes, probs, points, factor: float = 1.0) -> list[Face]:
+    def _faces(self, boxes, probs, points) -> list[Face]:
         # numpy 2: MTCNN.detect returns object arrays (None where no face) -> cast to float.
         if boxes is None or probs is None or points is None:
             return []
-        boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4) * np.float32(factor)
+        boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
         probs = np.asarray(probs, dtype=np.float32).reshape(-1)
-        points = np.asarray(points, dtype=np.float32).reshape(-1, 5, 2) * np.float32(factor)
+        points = np.asarray(points, dtype=np.float32).reshape(-1, 5, 2)
         return [
             Face(box=boxes[k], score=float(probs[k]), points=points[k])
             for k in range(len(probs))

@@ -33,6 +33,7 @@ import numpy as np
 from torch.utils.data import DataLoader
 
 from affect.errors import ConfigError, MissingInputError
+from affect.face.detect import REFINE_PASSES
 from affect.io import MAX_FRAME_PIXELS, MAX_IMAGE_PIXELS
 from affect.models.batching import InputSpec
 from affect.models.checkpoint import CheckpointRecord
@@ -148,6 +149,9 @@ class MediaDataModule(L.LightningDataModule):
         min_face_fraction: smallest face side as a fraction of the frame's short side (``0`` = off);
             larger values skip MTCNN's finest pyramid levels (faster, misses smaller faces).
         detect_max_side: frames / images whose long side is larger are detected on a downscaled copy.
+        refine_passes: O-Net passes refining each face's 5 points on a box made from them, in every
+            frame, carried ones included (:mod:`affect.face.refine`: the points, hence the crops, stop
+            depending on the detection settings; ``0``: MTCNN's points, carried faces keep theirs).
         max_image_pixels: images with more pixels (after a reduced-scale decode, which only JPEG
             allows) are refused unread, status ``too_large`` (:mod:`affect.io.image`).
         max_frame_pixels: video frames with more pixels are downscaled at decode (:mod:`affect.io.decode`).
@@ -183,6 +187,7 @@ class MediaDataModule(L.LightningDataModule):
         min_face_size: int = 20,
         min_face_fraction: float = 0.15,
         detect_max_side: int = 1920,
+        refine_passes: int = REFINE_PASSES,
         max_image_pixels: int = MAX_IMAGE_PIXELS,
         max_frame_pixels: int = MAX_FRAME_PIXELS,
         detect_batch_size: int = 16,
@@ -203,6 +208,8 @@ class MediaDataModule(L.LightningDataModule):
                       frame_stride=frame_stride, detect_every=detect_every, batch_size=batch_size,
                       detect_batch_size=detect_batch_size, detect_max_side=detect_max_side,
                       sequence_length=sequence_length, stream_rows=stream_rows)  # fmt: skip
+        if not isinstance(refine_passes, int) or refine_passes < 0:
+            raise ConfigError(f"data.init_args.refine_passes must be an integer >= 0; got {refine_passes!r}")
         if min(max_image_pixels, max_frame_pixels) < 1:
             raise ConfigError(
                 "data.init_args.max_image_pixels and max_frame_pixels must be >= 1; "
@@ -218,6 +225,7 @@ class MediaDataModule(L.LightningDataModule):
         self.frame_stride, self.detect_every = frame_stride, detect_every
         self.min_face_size, self.min_face_fraction = min_face_size, min_face_fraction
         self.detect_max_side, self.detect_batch_size = detect_max_side, detect_batch_size
+        self.refine_passes = refine_passes
         self.max_image_pixels, self.max_frame_pixels = max_image_pixels, max_frame_pixels
         self.batch_size, self.sequence_length = batch_size, sequence_length
         self.iou_threshold, self.max_gap = iou_threshold, max_gap
@@ -309,7 +317,7 @@ class MediaDataModule(L.LightningDataModule):
 
             if detector is None:
                 detector = FaceDetector(device=self.detect_device, min_face_size=self.min_face_size,
-                                        batch_size=self.detect_batch_size)  # fmt: skip
+                                        batch_size=self.detect_batch_size, refine=self.refine_passes)  # fmt: skip
             source = FaceExtractor(detector, self.options(int(self.spaces["image_size"]), self.audio_size))
         return FaceStream(
             source, self.local_inputs, sink, batch_size=self.batch_size, window_length=self.window_length,

@@ -366,10 +366,12 @@ class FaceExtractor:
         found = dict(zip(todo, self.detect([frames[i][2] for i in todo], self.opts.min_face_fraction), strict=True))
         for i, (k, t, rgb) in enumerate(frames):
             is_carried = i not in found
-            faces = tracks.carried if is_carried else select_faces(found[i], self.opts.select, rgb.shape)
+            if is_carried:  # the tracked faces' points refined on this frame: they follow the face
+                faces = self.detector.refine([rgb], [tracks.carried])[0]
+            else:
+                faces = select_faces(found[i], self.opts.select, rgb.shape)
             ids = tracks.tracker.update(k, [f.box for f in faces])
-            if not is_carried:
-                tracks.carried = faces
+            tracks.carried = faces
             self._emit(path, "video", k, t, rgb, faces, ids, is_carried, table, report)
 
     def _emit(self, path, kind, frame, time, rgb, faces, ids, is_carried, table: FaceTable, report, factor=1.0) -> None:

@@ -26,7 +26,7 @@ from pathlib import Path
 from jsonargparse import ActionConfigFile, ArgumentParser
 
 from affect.errors import AffectError, ConfigError, InputFileError, MissingInputError
-from affect.face.detect import SELECT_MODES
+from affect.face.detect import REFINE_PASSES, SELECT_MODES
 from affect.store.format import DETECT_MODES
 
 DESCRIPTION = "Detect, align and store face crops (+ audio) of a corpus for fast loading (paper Sec. IV)."
@@ -59,6 +59,8 @@ def _prepare_parser(corpus: str | None) -> ArgumentParser:
     p.add_argument("--device", type=str, default="cpu", help="MTCNN device (part of the job: cpu and cuda differ)")
     p.add_argument("--batch-size", type=int, default=16, help="images per MTCNN call")
     p.add_argument("--min-face-size", type=int, default=20, help="MTCNN's smallest face, px")
+    p.add_argument("--refine-passes", type=int, default=REFINE_PASSES,
+                   help="O-Net passes refining each detected face's points (affect.face.refine; 0: MTCNN's points)")
     p.add_argument("--audio", action="store_true", help="also store one spectrogram image per video frame")
     p.add_argument("--max-shards", type=int | None, default=None, help="stop after this many new shards (exit 3)")
     p.add_argument("--shard", type=str | None, default=None, metavar="I/N",
@@ -144,7 +146,8 @@ def run_prepare(corpus: str | None, args) -> int:
     else:
         df, record = corpus_manifest(corpus, args.root, parser_args)
     opts = PrepareOptions(image_size=args.image_size, detect=args.detect, select=args.select, device=args.device,
-                          batch_size=args.batch_size, min_face_size=args.min_face_size, audio=args.audio)
+                          batch_size=args.batch_size, min_face_size=args.min_face_size,
+                          refine_passes=args.refine_passes, audio=args.audio)
     try:
         report = prepare_store(df, args.root, args.out, workers=args.workers, shard_size=args.shard_size,
                                options=opts, max_shards=args.max_shards, progress=not args.no_progress,

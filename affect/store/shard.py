@@ -34,7 +34,7 @@ import pandas as pd
 
 from affect.errors import ConfigError
 from affect.face.align import align_face, resize_crop, to_rgb
-from affect.face.detect import SELECT_MODES, too_small
+from affect.face.detect import REFINE_PASSES, SELECT_MODES, too_small
 from affect.face.pipeline import (
     AlignedFace,
     CorruptInputError,
@@ -70,6 +70,7 @@ class PrepareOptions:
     device: str = "cpu"
     batch_size: int = 16
     min_face_size: int = 20
+    refine_passes: int = REFINE_PASSES
     audio: bool = False
     audio_height: int = 96
     audio_width: int = 96
@@ -81,7 +82,7 @@ class PrepareOptions:
             raise ConfigError(f"detect must be one of {DETECT_MODES}; got {self.detect!r}")
         if self.select not in SELECT_MODES:
             raise ConfigError(f"--select must be one of {SELECT_MODES}; got {self.select!r}")
-        for name, least in (("image_size", 8), ("batch_size", 1), ("min_face_size", 1),
+        for name, least in (("image_size", 8), ("batch_size", 1), ("min_face_size", 1), ("refine_passes", 0),
                             ("audio_height", 1), ("audio_width", 1)):
             value = getattr(self, name)
             if not isinstance(value, int) or value < least:
@@ -102,7 +103,8 @@ def _detector(opts: PrepareOptions):
 
         if opts.device == "cpu":
             torch.set_num_threads(1)  # one process per core; also makes results independent of load
-        _DETECTOR = FaceDetector(device=opts.device, min_face_size=opts.min_face_size, batch_size=opts.batch_size)
+        _DETECTOR = FaceDetector(device=opts.device, min_face_size=opts.min_face_size, batch_size=opts.batch_size,
+                                 refine=opts.refine_passes)
     return _DETECTOR
 
 

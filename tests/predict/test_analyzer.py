@@ -77,14 +77,17 @@ def media(tmp_path_factory) -> dict[str, Path]:
     return {"photos": photos, "video": write_video(folder / "clip.mp4", frames, fps=10)}
 
 
-def assert_same_table(ours: pd.DataFrame, theirs: pd.DataFrame, tol: float = 1e-5) -> None:
-    """Same columns and rows; numbers within ``tol`` (absolute + relative: the CSV keeps 6 digits)."""
+def assert_same_table(ours: pd.DataFrame, theirs: pd.DataFrame, tol: float = 1e-5, px_tol: float | None = None) -> None:
+    """Same columns and rows; numbers within ``tol`` (absolute + relative: the CSV keeps 6 digits), the
+    box and point columns within ``px_tol`` pixels when given."""
     assert list(ours.columns) == list(theirs.columns)
     assert len(ours) == len(theirs)
+    px = {c for c in ours.columns if c.startswith("box_") or c.endswith(("_x", "_y"))}
     for col in ours.columns:
         a, b = ours[col].reset_index(drop=True), theirs[col].reset_index(drop=True)
         if pd.api.types.is_numeric_dtype(b) and pd.api.types.is_numeric_dtype(a):
-            np.testing.assert_allclose(a.to_numpy(float), b.to_numpy(float), rtol=tol, atol=tol, err_msg=col)
+            t, r = (px_tol, 0.0) if px_tol is not None and col in px else (tol, tol)
+            np.testing.assert_allclose(a.to_numpy(float), b.to_numpy(float), rtol=r, atol=t, err_msg=col)
         else:
             assert a.fillna("").astype(str).tolist() == b.fillna("").astype(str).tolist(), col
 
@@ -133,8 +136,10 @@ def test_predict_frames_equals_predict_on_the_file(ckpt, media):
     one_by_one = [analyzer.predict_frames(f, [t], name="webcam", keep_tracks=True) for f, t in decoded]
     live = pd.concat(one_by_one, ignore_index=True)
     assert live["frame"].tolist() == list(range(12)) and live["face_id"].tolist() == [0] * 12
-    # MTCNN on one frame at a time instead of batches: the same boxes and outputs up to float noise
-    assert_same_table(live, ref, tol=1e-4)
+    # MTCNN on one frame at a time instead of batches: the same boxes and outputs up to float noise,
+    # which the carried faces' refinement (each frame's from the last one's points) carries along
+    # (measured: 0.02 px at most on this clip, outputs 6e-6)
+    assert_same_table(live, ref, tol=1e-4, px_tol=0.05)
     fresh = analyzer.predict_frames(frames[0], name="webcam")  # no keep_tracks: a new clip
     assert fresh["frame"].tolist() == [0] and np.isnan(fresh["time_s"]).all()
 
