@@ -133,3 +133,22 @@ def test_refine_passes_are_checked():
     with pytest.raises(ConfigError, match="refine"):
         PrepareOptions(refine_passes=-1).check()
     assert PrepareOptions().refine_passes == 2  # part of a store's job: a store records how its points were made
+
+
+@pytest.mark.shared
+def test_face_crop_images_keep_mtcnns_points(shared_data):
+    """Face-crop images (FER2013's 48 px) are detected once with fixed settings on an enlarged copy,
+    where O-Net drifts: their points are MTCNN's, whatever the detector's refine passes."""
+    from affect.face.pipeline import detect_faces, is_whole_image
+
+    fer = sorted((shared_data / "fer2013" / "train" / "happy").glob("*.jpg"))[:12]
+    if not fer:
+        pytest.skip(f"FER2013 not found under {shared_data / 'fer2013'}")
+    from affect.face import load_image
+
+    images = [load_image(p) for p in fer]
+    plain, refining = FaceDetector(refine=0), FaceDetector(refine=2)
+    a, b = detect_faces(images, plain, "largest"), detect_faces(images, refining, "largest")
+    assert sum(not is_whole_image(f[0]) for f in a) >= 6  # most are detected, not taken whole
+    for fa, fb in zip(a, b, strict=True):
+        assert np.array_equal(fa[0].points, fb[0].points) and np.array_equal(fa[0].box, fb[0].box)
