@@ -1,7 +1,7 @@
 """``affect predict``'s speed settings: frames/s end to end next to their accuracy cost against per-frame detection.
 
 Run: ``python benchmarks/bench_predict.py [--ckpt CKPT | --default-model | --untrained] [--loops 4] [--grid 3] [--clips NAME ...]
-[--no-photos] [--no-detector] [--threads 2] [--settings NAME ...] [--smoke]`` (results: docs/predict_speed.md);
+[--no-photos] [--no-detector] [--threads 2] [--settings NAME ...] [--refine-passes N] [--smoke]`` (results: docs/predict_speed.md);
 ``--memory [--minutes 1 10]``: peak resident memory on looped videos (end of this file; docs/predict_outputs.md).
 
 1. **Inputs** (real data from ``../shared/data``, ``$AFFECT_SHARED_DATA``): the videos

@@ -78,10 +78,11 @@ def refine_points(onet, images: Sequence[np.ndarray], points: Sequence[np.ndarra
         with torch.inference_mode():
             _, rel, _ = onet((x - 127.5) * 0.0078125)
         rel = rel.float().cpu().numpy()  # [N, 10]: x of the 5 points, then y, as fractions of the box
-        out = [
+        new = [
             np.stack([b[0] + r[:5] * (b[2] - b[0]), b[1] + r[5:] * (b[3] - b[1])], 1).astype(np.float32)
             for r, b in zip(rel, boxes, strict=True)
         ]
+        out = [n if np.isfinite(n).all() else p for n, p in zip(new, out, strict=True)]  # never worse than given
     return out
 
 
