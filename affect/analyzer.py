@@ -42,8 +42,9 @@ class Analyzer:
         progress: a progress bar over frames in :meth:`predict`.
         options: the other options of ``affect predict``'s data section (``frame_stride``,
             ``detect_every``, ``min_face_size``, ``min_face_fraction``, ``detect_max_side``,
-            ``detect_batch_size``, ``batch_size``, ``sequence_length``, ``iou_threshold``, ``max_gap``,
-            ``missing_audio``, ``audio_context_s``; see :class:`~affect.predict.MediaDataModule`).
+            ``refine_passes``, ``detect_batch_size``, ``batch_size``, ``sequence_length``,
+            ``iou_threshold``, ``max_gap``, ``missing_audio``, ``audio_context_s``; see
+            :class:`~affect.predict.MediaDataModule`).
 
     After each call, :attr:`last_inputs` holds one row per input (``inputs.csv``'s columns: status,
     frames, faces, ...); :meth:`predict` also names the inputs that are not ``ok`` in a warning.
