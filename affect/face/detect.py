@@ -11,11 +11,11 @@ Which face(s) to keep when an image shows several is :func:`select_faces` (``"la
 Odd sizes: an image whose shorter side is below ``min_face_size`` cannot hold a face MTCNN
 searches for (its scale pyramid would be empty and facenet fails in ``torch.cat``), so it gets
 no face without reaching MTCNN (:func:`too_small`). Each face's points are then refined by O-Net
-on a box made from them (:mod:`affect.face.refine`), so they do not depend on the pyramid. An image whose longer side exceeds
-``max_side`` is detected on a copy downscaled to ``max_side`` (area interpolation) and the boxes
-and points are scaled back: MTCNN's first stage runs at full resolution, so a 50-megapixel photo
-would otherwise need gigabytes. Faces smaller than ``min_face_size`` pixels *in the copy* are
-then not searched for.
+on a box made from them (:mod:`affect.face.refine`), so they do not depend on the pyramid. An image
+whose longer side exceeds ``max_side`` is detected on a copy downscaled to ``max_side`` (area
+interpolation) and the boxes and points are scaled back: MTCNN's first stage runs at full
+resolution, so a 50-megapixel photo would otherwise need gigabytes. Faces smaller than
+``min_face_size`` pixels *in the copy* are then not searched for.
 """
 
 from __future__ import annotations
@@ -187,7 +187,8 @@ class FaceDetector:
                 chunk = idx[start : start + self.batch_size]
                 batch = np.stack([seen[i] for i in chunk])
                 boxes, probs, points = self.mtcnn.detect(batch, landmarks=True)
-                found = self.refine([seen[i] for i in chunk], [self._faces(*f) for f in zip(boxes, probs, points, strict=True)])
+                faces = [self._faces(*f) for f in zip(boxes, probs, points, strict=True)]
+                found = self.refine([seen[i] for i in chunk], faces)  # in the image MTCNN saw
                 for i, faces in zip(chunk, found, strict=True):
                     k = np.float32(1.0 / scale[i])
                     out[i] = faces if k == 1 else [Face(box=f.box * k, score=f.score, points=f.points * k) for f in faces]

@@ -7,10 +7,10 @@ was detected in. The same face thus gets points a few pixels apart from run to r
 network sees a shifted crop: measured on 369 faces of real videos (pyfeat, GRID), MTCNN's points
 at ``min_face_size 20`` and at ``0.15`` of the frame's short side differ by 3.6 % of the eye distance
 (mean of the largest coordinate difference), and the default model's expression probabilities by
-0.059 (mean of the largest class difference). Looking at :func:`points_box` of the points instead
+0.053 (mean of the largest class difference). Looking at :func:`points_box` of the points instead
 makes the points a fixed point of ``points -> O-Net(points_box(points))``; after 2 passes the points
-differ by 0.4 % of the eye distance and the probabilities by 0.011 (``benchmarks/bench_predict.py``
-measures it end to end).
+differ by 0.5 % of the eye distance and the probabilities by 0.010 (``benchmarks/bench_predict.py``
+measures it end to end: docs/predict_speed.md).
 
 :func:`points_box`'s geometry is MTCNN's own: on 429 detected faces (real videos and FER2013), the
 median centre of MTCNN's final box lies 0.21 ``s`` above the mean of the 5 points (towards the eyes)
