@@ -266,7 +266,10 @@ class VideoWindows:
     def __iter__(self) -> Iterator[list[int]]:
         pending: list[int] = []
         with VideoReader(self.path) as reader:
-            for k, _, _ in reader.frames(self.stride, times=self.clock):
+            for k, t in reader.stamps():  # only the clock is needed: no RGB conversion
+                self.clock.append(t)
+                if k % self.stride:
+                    continue
                 self.peak_frame_times = max(self.peak_frame_times, self.clock.held)
                 if len(pending) >= self.window:
                     yield pending
