@@ -29,7 +29,7 @@ import torch
 from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
 from torch import Tensor, nn
 
-from affect.data.batches import ID_KEYS, TASKS, Batch, DomainBatch, FrameRows
+from affect.data.batches import ID_KEYS, TARGET_KEYS, TASKS, Batch, DomainBatch, FrameRows
 from affect.errors import ConfigError
 from affect.labels import AU_SET, EXPR_CLASSES
 from affect.losses import MultiTaskLoss
@@ -80,6 +80,8 @@ class MultiTaskModule(EpochEndHooks, L.LightningModule):
             EXPR and AU logits) over each face and its mirror image (not in the paper; an option of
             the FER2013 recipe: +1 forward pass per evaluated batch). Networks that also take
             landmarks are refused (their points would need mirroring too).
+        mixup_alpha: train on mixed faces (:meth:`mixup_step`; Zhang et al. 2018, not in the paper) with
+            ``lam ~ Beta(mixup_alpha, mixup_alpha)``; 0 = off. Frame networks that take only images.
     """
 
     net: nn.Module
@@ -102,6 +104,7 @@ class MultiTaskModule(EpochEndHooks, L.LightningModule):
         trusted_weights: bool = False,
         compile_net: bool = False,
         test_time_flip: bool = False,
+        mixup_alpha: float = 0.0,
     ) -> None:
         super().__init__()
         tasks = tuple(tasks)
@@ -114,6 +117,8 @@ class MultiTaskModule(EpochEndHooks, L.LightningModule):
             raise ValueError(f"lr_decay_after must be >= 0 or None, found {lr_decay_after}")
         if image_size < 8:
             raise ValueError(f"image_size must be >= 8 pixels, found {image_size}")
+        if not mixup_alpha >= 0:
+            raise ValueError(f"mixup_alpha must be >= 0 (0 = off), found {mixup_alpha}")
         # Parts given as objects in Python are saved with the weights, not as hyper-parameters; the
         # CLI's hyper-parameters hold their class_path / init_args (plain types) and are kept.
         cli = _given_hyperparameters.get() is not None
@@ -157,6 +162,11 @@ class MultiTaskModule(EpochEndHooks, L.LightningModule):
                 f"predicts only {list(produced)}; set model.init_args.tasks to a subset of {list(produced)}"
             )
         inputs = getattr(self.net, "input_keys", ("image",))
+        if self.hparams.get("mixup_alpha", 0.0) > 0 and tuple(inputs) != ("image",):
+            raise ConfigError(
+                f"mixup_alpha mixes face images only, but {type(self.net).__name__} takes {list(inputs)}; "
+                "set model.init_args.mixup_alpha to 0 for this network"
+            )
         if self.test_time_flip and ("image" not in inputs or "landmarks" in inputs):
             raise ConfigError(
                 f"test_time_flip mirrors face images only, but {type(self.net).__name__} takes {list(inputs)}; "
@@ -220,7 +230,37 @@ class MultiTaskModule(EpochEndHooks, L.LightningModule):
     # ------------------------------------------------------------------ steps
     def training_step(self, batch: Batch | DomainBatch, batch_idx: int) -> Tensor:
         batch = self.prepare_batch(batch)
+        if self.hparams.get("mixup_alpha", 0.0) > 0:
+            return self.mixup_step(batch)
         return self.shared_step("train", self.frame_rows(self.forward_batch(batch), batch), self.tasks)
+
+    def mixup_step(self, batch: Batch) -> Tensor:
+        """A training step on mixed faces (mixup, Zhang et al. 2018; not in the paper).
+
+        The batch's images become ``lam * x + (1 - lam) * x[perm]`` (rounded to uint8, the batch
+        convention), ``lam ~ Beta(mixup_alpha, mixup_alpha)`` and ``perm`` a random permutation
+        (both from torch's seeded generator); the loss is ``lam * L(targets) + (1 - lam) *
+        L(targets[perm])``, every target with its own mask, so a mixed VA face with an AU face learns
+        each label where it exists. The training metrics read the mixed faces against their first
+        targets. Frame batches only: a sequence batch is refused (its frames' masks differ).
+        """
+        image = batch["image"]
+        if image.ndim != 4:
+            raise ConfigError(
+                f"mixup_alpha mixes frame batches [B, 3, H, W]; this batch's images are {tuple(image.shape)} "
+                "(sequences): set model.init_args.mixup_alpha to 0"
+            )
+        alpha = float(self.hparams.mixup_alpha)
+        lam = float(torch.distributions.Beta(alpha, alpha).sample())
+        perm = torch.randperm(image.shape[0]).to(image.device)
+        mixed = (lam * image.float() + (1.0 - lam) * image[perm].float()).round_().to(torch.uint8)
+        batch = {**batch, "image": mixed}
+        shuffled = {**batch, **{k: batch[k][perm] for k in TARGET_KEYS if isinstance(batch.get(k), Tensor)}}
+        outputs = self.forward_batch(batch)
+        rows = self.frame_rows(outputs, batch)
+        first, second = self.loss_fn(rows), self.loss_fn(self.frame_rows(outputs, shuffled))
+        terms = {k: lam * v + (1.0 - lam) * second[k] for k, v in first.items()}
+        return self.shared_step("train", rows, self.tasks, terms=terms)
 
     def validation_step(self, batch: Batch | DomainBatch, batch_idx: int, dataloader_idx: int = 0) -> dict:
         return self.evaluation_step("val", batch, dataloader_idx)
@@ -264,10 +304,12 @@ class MultiTaskModule(EpochEndHooks, L.LightningModule):
                 return tuple(t for t in self.tasks if t == names[dataloader_idx])
         return self.tasks
 
-    def shared_step(self, stage: str, rows: FrameRows, metric_tasks: Sequence[str]) -> Tensor:
-        """Loss terms of a step's ``rows``, their logging, and the metric updates of ``metric_tasks``;
-        returns the loss."""
-        terms = self.loss_fn(rows)
+    def shared_step(
+        self, stage: str, rows: FrameRows, metric_tasks: Sequence[str], terms: dict[str, Tensor] | None = None
+    ) -> Tensor:
+        """Loss terms of a step's ``rows`` (or the given ``terms``), their logging, and the metric
+        updates of ``metric_tasks``; returns the loss."""
+        terms = self.loss_fn(rows) if terms is None else terms
         n = int(rows.batch["image"].shape[0])
         if stage == "train":
             self.log("train/loss", terms["loss"], on_step=True, on_epoch=True, prog_bar=True, batch_size=n)
